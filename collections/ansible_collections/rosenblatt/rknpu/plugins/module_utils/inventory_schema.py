@@ -77,8 +77,12 @@ HOST_FIELDS: dict[str, Field] = {
 
 
 def _type_name(value: Any) -> str:
-    return {str: "string", int: "integer", bool: "boolean", dict: "mapping", list: "list",
-            type(None): "null"}.get(type(value), type(value).__name__)
+    # isinstance, not type(): Ansible hands over tagged subclasses of str, int, dict and list.
+    for kind, name in ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"),
+                       (dict, "mapping"), (list, "list"), (type(None), "null")):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
 
 
 def _type_ok(value: Any, expected: type | tuple[type, ...]) -> bool:

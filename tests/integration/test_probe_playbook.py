@@ -1,0 +1,58 @@
+"""The probe modules and the fleet report, run through ansible-playbook as a user runs them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import run_playbook
+from tests.unit.sysroot_tree import Tree, kernel, load_rocket, rk3588_board
+
+LOCAL = "tests/inventory/local"
+
+
+def test_probe_on_this_machine_gives_a_clean_verdict() -> None:
+    result = run_playbook("-i", LOCAL, "playbooks/probe.yml", "-e", '{"npu_probe_expected_verdicts": ["no-npu-in-dt"]}')
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "controller: NPU no-npu-in-dt" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_probe_fails_when_the_verdict_is_not_expected() -> None:
+    result = run_playbook("-i", LOCAL, "playbooks/probe.yml", "-e", '{"npu_probe_expected_verdicts": ["ready"]}')
+    assert result.returncode != 0
+    assert "controller: NPU verdict no-npu-in-dt, expected one of ready" in result.stdout
+
+
+def test_probe_in_check_mode_changes_nothing() -> None:
+    result = run_playbook("-i", LOCAL, "playbooks/probe.yml", "--check")
+    assert result.returncode == 0, result.stdout
+    assert "changed=0" in result.stdout.split("PLAY RECAP")[1]
+
+
+def test_probe_module_reads_a_board_tree(tmp_path: Path) -> None:
+    tree = Tree(tmp_path / "board")
+    kernel(tree)
+    rk3588_board(tree, status="disabled")
+    load_rocket(tree)
+    result = run_playbook("-i", LOCAL, "playbooks/probe.yml", "-e", f"npu_probe_root={tree.root}",
+                          "-e", '{"npu_probe_expected_verdicts": ["dt-disabled"]}')
+    assert result.returncode == 0, result.stdout
+    assert "controller: NPU dt-disabled" in result.stdout
+    assert "kernel 7.2.13-rosenblatt" in result.stdout
+
+
+def test_fleet_report(reports_dir: Path) -> None:
+    result = run_playbook("-i", LOCAL, "playbooks/fleet-report.yml", env={"ROSENBLATT_REPORTS": str(reports_dir)})
+    assert result.returncode == 0, result.stdout
+    report = json.loads((reports_dir / "fleet-latest.json").read_text())
+    [row] = report["hosts"]
+    assert row["host"] == "controller"
+    assert row["rknpu"]["verdict"] == "no-npu-in-dt"
+    assert row["board"]["distribution"]["id"]
+    markdown = (reports_dir / "fleet-latest.md").read_text()
+    line = next(line for line in markdown.splitlines() if line.startswith("| controller |"))
+    assert line.endswith("| **no-npu-in-dt** |")
+    assert f"| {row['rknpu']['kernel_release']} |" in line
+    stamped = sorted(reports_dir.glob("fleet-2*.md"))
+    assert len(stamped) == 1 and stamped[0].read_text() == markdown
