@@ -27,3 +27,13 @@ def reports_dir(tmp_path: Path) -> Path:
     path = tmp_path / "reports"
     path.mkdir()
     return path
+
+
+@pytest.fixture
+def small_filesystem(tmp_path: Path):
+    """A real 32 MiB file system (tmpfs, mounted as root) to run out of space on."""
+    mount_point = tmp_path / "small"
+    mount_point.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(mount_point)], check=True)
+    yield mount_point
+    subprocess.run(["umount", str(mount_point)], check=True)
