@@ -26,7 +26,8 @@ def gemma() -> Path:
 def stage(tmp_path: Path, url: str, sha256: str, *extra: str, board_dir: Path | None = None):
     variables = {"rosenblatt_model_url": url, "rosenblatt_model_sha256": sha256,
                  "model_cache_dir": str(tmp_path / "cache"),
-                 "model_install_dir": str(board_dir or tmp_path / "board")}
+                 "model_install_dir": str(board_dir or tmp_path / "board"),
+                 "rosenblatt_state_dir": str(tmp_path / "state")}
     return run_playbook("-i", "tests/inventory/local", "playbooks/model.yml", "-e", json.dumps(variables), *extra)
 
 
@@ -44,6 +45,8 @@ def test_download_install_and_rerun_is_a_no_op(tmp_path: Path, gemma: Path) -> N
     assert server.requests == [None]
     installed = tmp_path / "board" / gemma.name
     assert hashlib.sha256(installed.read_bytes()).hexdigest() == GEMMA_SHA256
+    state = json.loads((tmp_path / "state" / "model.json").read_text())
+    assert state == {"component": "model", "path": str(installed), "sha256": GEMMA_SHA256}
 
 
 def test_check_mode_on_a_fresh_controller_writes_nothing(tmp_path: Path, gemma: Path) -> None:
