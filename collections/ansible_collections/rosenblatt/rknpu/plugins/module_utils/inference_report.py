@@ -1,0 +1,174 @@
+# Copyright: rosenblatt developers
+# MIT License
+"""The verification report: what ran where, what was checked, how fast, and what got worse.
+
+Inputs are the raw outputs of llama.cpp's own tools run on the board (`llama-bench -o json`,
+`llama-perplexity`, the completion texts) plus the board's facts. The report is one JSON
+document per host and run, rendered to Markdown and an SVG bar chart, and compared with the
+host's previous report: a benchmark slower by more than the tolerance, or a check that passed
+before and fails now, is a regression.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from typing import Any
+
+PPL_LINE = re.compile(r"Final estimate: PPL = ([0-9.]+) \+/- ([0-9.]+)")
+
+
+class ReportError(Exception):
+    """Raw output that cannot be read: the message says which and why."""
+
+
+def parse_llama_bench(text: str, config: str) -> list[dict[str, Any]]:
+    """llama-bench -o json: one row per test (pp512, tg128, ...) with tokens per second."""
+    try:
+        tests = json.loads(text)
+    except ValueError as exc:
+        raise ReportError("llama-bench output for %s is not JSON: %s" % (config, exc)) from None
+    if not isinstance(tests, list) or not tests:
+        raise ReportError("llama-bench output for %s holds no test" % config)
+    rows = []
+    for test in tests:
+        try:
+            prompt, generated = int(test["n_prompt"]), int(test["n_gen"])
+            name = "pp%d" % prompt if prompt and not generated else "tg%d" % generated if generated and not prompt \
+                else "pp%d+tg%d" % (prompt, generated)
+            rows.append({
+                "config": config,
+                "test": name,
+                "tokens_per_s": round(float(test["avg_ts"]), 3),
+                "stddev": round(float(test["stddev_ts"]), 3),
+                "threads": int(test["n_threads"]),
+                "backends": test.get("backends", ""),
+                "devices": test.get("devices", ""),
+                "build_commit": test.get("build_commit", ""),
+                "model_type": test.get("model_type", ""),
+            })
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ReportError("llama-bench output for %s lacks a field: %s" % (config, exc)) from None
+    return rows
+
+
+def parse_perplexity(text: str) -> dict[str, float]:
+    match = PPL_LINE.search(text)
+    if not match:
+        raise ReportError("llama-perplexity printed no 'Final estimate' line")
+    return {"ppl": float(match.group(1)), "error": float(match.group(2))}
+
+
+def agreeing_prefix(reference: str, other: str) -> int:
+    """Characters the two greedy outputs share from the start."""
+    length = 0
+    for left, right in zip(reference, other, strict=False):
+        if left != right:
+            break
+        length += 1
+    return length
+
+
+def build_report(meta: dict[str, Any], bench: list[dict[str, Any]], checks: list[dict[str, Any]],
+                 perplexity: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        **meta,
+        "checks": checks,
+        "bench": bench,
+        "perplexity": perplexity,
+        "ok": all(check["ok"] for check in checks),
+        "regressions": [],
+    }
+
+
+def compare(previous: dict[str, Any] | None, current: dict[str, Any], tolerance: float) -> list[str]:
+    """Regressions of `current` against the host's previous report."""
+    if not previous:
+        return []
+    regressions = []
+    before = {(row["config"], row["test"]): row for row in previous.get("bench", [])}
+    for row in current["bench"]:
+        old = before.get((row["config"], row["test"]))
+        if old and old["tokens_per_s"] > 0 and row["tokens_per_s"] < old["tokens_per_s"] * (1 - tolerance):
+            change = row["tokens_per_s"] / old["tokens_per_s"] - 1
+            regressions.append("%s %s: %.2f t/s, was %.2f (%+.0f%%, tolerance %.0f%%)"
+                               % (row["config"], row["test"], row["tokens_per_s"], old["tokens_per_s"],
+                                  change * 100, tolerance * 100))
+    passed_before = {check["name"] for check in previous.get("checks", []) if check["ok"]}
+    regressions.extend("check '%s' passed in the previous run and fails now: %s" % (check["name"], check["detail"])
+                       for check in current["checks"] if not check["ok"] and check["name"] in passed_before)
+    return regressions
+
+
+def _cell(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(report: dict[str, Any], svg_name: str | None) -> str:
+    device = report["device"]
+    lines = [
+        "# Verification: %s, %s" % (report["host"], report["run"]),
+        "",
+        "**Result: %s**%s" % ("passed" if report["ok"] else "FAILED",
+                              "; %d regression(s)" % len(report["regressions"]) if report["regressions"] else ""),
+        "",
+        "| | |",
+        "|---|---|",
+        "| NPU device | **%s** |" % _cell(device["description"]),
+        "| board | %s, kernel %s |" % (_cell(report["board"].get("model")), _cell(report["board"].get("kernel"))),
+        "| CPU governor | %s |" % _cell(report["board"].get("cpu_governor")),
+        "| NPU clock | %s |" % _cell(report["board"].get("npu_clock_hz") or "not readable"),
+        "| model | %s (sha256 %s) |" % (_cell(report["model"].get("name")), _cell(report["model"].get("sha256"))),
+        "| llama.cpp | %s |" % _cell(report["runtime"].get("llama_cpp")),
+        "",
+        "## Checks",
+        "",
+        "| check | result | detail |",
+        "|---|---|---|",
+    ]
+    lines += ["| %s | %s | %s |" % (_cell(c["name"]), "ok" if c["ok"] else "**FAILED**", _cell(c["detail"]))
+              for c in report["checks"]]
+    if report["bench"]:
+        reference = report["reference"]
+        base = {row["test"]: row["tokens_per_s"] for row in report["bench"] if row["config"] == reference}
+        lines += ["", "## llama-bench", "", "| configuration | test | tokens/s | ± | threads | vs %s |" % reference,
+                  "|---|---|---|---|---|---|"]
+        for row in report["bench"]:
+            speed = base.get(row["test"])
+            ratio = "%.2fx" % (row["tokens_per_s"] / speed) if speed and row["config"] != reference else ""
+            lines.append("| %s | %s | %.2f | %.2f | %d | %s |" % (
+                _cell(row["config"]), row["test"], row["tokens_per_s"], row["stddev"], row["threads"], ratio))
+        if svg_name:
+            lines += ["", "![tokens per second per configuration](%s)" % svg_name]
+    if report["perplexity"]:
+        ppl = report["perplexity"]
+        lines += ["", "## Perplexity", "", "| configuration | PPL |", "|---|---|"]
+        lines += ["| %s | %.4f ± %.4f |" % (config, value["ppl"], value["error"])
+                  for config, value in sorted(ppl["by_config"].items())]
+        if ppl.get("relative_difference") is not None:
+            lines += ["", "Relative difference %.4f%% (bound %.4f%%)." % (ppl["relative_difference"] * 100,
+                                                                      ppl["bound"] * 100)]
+    if report["regressions"]:
+        lines += ["", "## Regressions against the previous run", ""] + ["- " + _cell(r) for r in report["regressions"]]
+    return "\n".join(lines) + "\n"
+
+
+def render_svg(report: dict[str, Any]) -> str:
+    """A horizontal bar chart of tokens per second, one bar per configuration and test."""
+    rows = report["bench"]
+    width, bar_height, left, gap = 640, 22, 190, 6
+    height = 40 + len(rows) * (bar_height + gap)
+    peak = max((row["tokens_per_s"] for row in rows), default=1.0) or 1.0
+    parts = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" '
+             'font-size="12">' % (width, height),
+             '<text x="10" y="20" font-size="14">%s: tokens per second</text>' % html.escape(report["host"])]
+    for index, row in enumerate(rows):
+        top = 32 + index * (bar_height + gap)
+        length = (width - left - 80) * row["tokens_per_s"] / peak
+        colour = "#4a7ab5" if row["config"] == report["reference"] else "#d9822b"
+        parts += ['<text x="10" y="%d">%s %s</text>' % (top + 15, html.escape(row["config"]), html.escape(row["test"])),
+                  '<rect x="%d" y="%d" width="%.1f" height="%d" fill="%s"/>' % (left, top, length, bar_height, colour),
+                  '<text x="%.1f" y="%d">%.1f</text>' % (left + length + 5, top + 15, row["tokens_per_s"])]
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
