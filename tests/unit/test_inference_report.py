@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from ansible_collections.rosenblatt.rknpu.plugins.module_utils.inference_report import (
     ReportError,
     agreeing_prefix,
