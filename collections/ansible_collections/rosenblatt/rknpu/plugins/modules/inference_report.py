@@ -15,7 +15,7 @@ description:
     configuration), derives the checks (output produced, greedy agreement with the reference configuration,
     perplexity within the bound), adds the caller's own checks, and writes
     C(<reports_dir>/<host>/<run>.json), C(.md) and C(.svg) plus C(latest.*).
-  - Compares with the host's previous C(latest.json): a benchmark slower than the tolerance allows, or a check
+  - Compares with the host's previous C(latest.json). A benchmark slower than the tolerance allows, or a check
     that passed before and fails now, is a regression. The module fails when a check fails, and on regressions
     when O(fail_on_regression) is true; the report is written either way.
 options:

@@ -1,0 +1,102 @@
+"""The `rosenblatt` command: inventory edits (byte-exact, validated, refused with a named value) and errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+CLI = Path(sys.executable).parent / "rosenblatt"
+
+
+def rosenblatt(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(CLI), *args], capture_output=True, text=True, timeout=300, check=False)
+
+
+@pytest.fixture
+def inventory(tmp_path: Path) -> Path:
+    copy = tmp_path / "inventory"
+    shutil.copytree(REPO / "inventory", copy)
+    return copy
+
+
+def snapshot(inventory: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(inventory)): path.read_bytes() for path in sorted(inventory.rglob("*"))
+            if path.is_file()}
+
+
+def test_board_add_changes_only_what_it_must_and_remove_restores_every_byte(inventory: Path) -> None:
+    before = snapshot(inventory)
+    added = rosenblatt("-i", str(inventory), "board", "add", "feynman", "--address", "192.0.2.10",
+                       "--model", "radxa-rock-5b", "--ram-gib", "16", "--port", "2222")
+    assert added.returncode == 0, added.stderr
+    after = snapshot(inventory)
+    assert set(after) - set(before) == {"host_vars/feynman.yml"}
+    assert [name for name in before if before[name] != after[name]] == ["hosts.yml"]
+    old_lines, new_lines = before["hosts.yml"].decode().splitlines(), after["hosts.yml"].decode().splitlines()
+    inserted = [line for line in new_lines if line not in old_lines]
+    assert inserted == ["        feynman:"]
+    assert [line for line in new_lines if line != "        feynman:"] == old_lines  # comments and order kept
+    host_vars = after["host_vars/feynman.yml"].decode()
+    assert "board_soc: rk3588\n" in host_vars and "board_port: 2222\n" in host_vars
+    assert "board_shared: false\n" in host_vars
+
+    removed = rosenblatt("--json", "-i", str(inventory), "board", "remove", "feynman")
+    assert removed.returncode == 0, removed.stderr
+    assert json.loads(removed.stdout)["removed"] == [str(inventory / "host_vars" / "feynman.yml")]
+    assert snapshot(inventory) == before
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["board", "add", "boltzmann", "--address", "192.0.2.11", "--model", "radxa-rock-5b", "--ram-gib", "8"],
+     "board 'boltzmann' is already in"),
+    (["board", "add", "b2", "--address", "boltzmann.local", "--model", "radxa-rock-5b", "--ram-gib", "8"],
+     "b2, boltzmann: board_address boltzmann.local port 22 is used by more than one host"),
+    (["board", "add", "b2", "--address", "300.1.2.3", "--model", "radxa-rock-5b", "--ram-gib", "8"],
+     "b2: board_address is '300.1.2.3' (expected a host name or an IP address)"),
+    (["board", "add", "b2", "--address", "192.0.2.12", "--model", "rock-9000", "--ram-gib", "8"],
+     "board model 'rock-9000' is unknown"),
+    (["board", "add", "b2", "--address", "192.0.2.12", "--model", "radxa-rock-5b", "--ram-gib", "0"],
+     "b2: board_ram_gib is 0 (expected a whole number of GiB, 1 to 1024)"),
+    (["board", "add", "b_2", "--address", "192.0.2.12", "--model", "radxa-rock-5b", "--ram-gib", "8"],
+     "board name 'b_2' is not a valid host name"),
+    (["board", "add", "b2", "--address", "192.0.2.12", "--model", "radxa-rock-5b", "--ram-gib", "8",
+      "--group", "rk3399"], "group 'rk3399' is not in"),
+    (["board", "remove", "nobody"], "board 'nobody' is not in"),
+    (["verify", "nobody"], "unknown board nobody (inventory"),
+    (["rollback", "nobody"], "unknown board nobody (inventory"),
+    (["rollout", "kernel", "--canary", "nobody"], "unknown board nobody (inventory"),
+])
+def test_bad_input_is_refused_naming_the_value_and_nothing_changes(inventory: Path, args: list[str],
+                                                                    message: str) -> None:
+    before = snapshot(inventory)
+    result = rosenblatt("-i", str(inventory), *args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr
+    assert snapshot(inventory) == before
+    as_json = rosenblatt("--json", "-i", str(inventory), *args)
+    assert as_json.returncode == 2 and message in json.loads(as_json.stdout)["error"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["rollout", "kernel", "--batch", "0"], "'0' is not a host count"),
+    (["rollout", "kernel", "--batch", "150%"], "'150%' is not a host count"),
+    (["rollout", "kernel", "--max-fail", "101"], "'101' is not a percentage"),
+    (["board", "add", "b2", "--address", "192.0.2.12", "--model", "radxa-rock-5b"], "--ram-gib"),
+])
+def test_usage_errors_exit_2(inventory: Path, args: list[str], message: str) -> None:
+    result = rosenblatt("-i", str(inventory), *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_missing_inventory_is_named(tmp_path: Path) -> None:
+    result = rosenblatt("-i", str(tmp_path / "nowhere"), "fleet", "status")
+    assert result.returncode == 2
+    assert f"inventory {tmp_path / 'nowhere'} does not exist" in result.stderr

@@ -1,0 +1,3 @@
+from rosenblatt.cli import main
+
+raise SystemExit(main())

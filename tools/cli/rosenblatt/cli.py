@@ -1,0 +1,223 @@
+"""rosenblatt: the pipeline's stages and fleet operations from one command.
+
+Every command runs the same playbooks a user runs with ansible-playbook (no logic lives only here),
+through ansible-runner, keeping each run's events and artifacts under runs/. Inventory edits are the
+exception: they change files on the controller and touch no board.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rosenblatt import __version__
+from rosenblatt.project import project_dir, use_collections
+from rosenblatt.run import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_OK, run_playbook
+
+EPILOG = """exit codes: 0 done; 1 a task failed on a host; 2 refused before anything ran (bad input);
+3 a host was unreachable; 4 Ansible could not run.
+Runs are kept under runs/<time>-<command>/ (events, stdout, artifacts)."""
+
+# The playbooks behind each command, run in order; a failure stops the sequence.
+PLAYBOOKS: dict[str, list[str]] = {
+    "provision": ["playbooks/image.yml", "playbooks/flash-image.yml"],
+    "kernel-build": ["playbooks/kernel.yml"],
+    "rollout-kernel": ["playbooks/flash.yml"],
+    "rollback": ["playbooks/rollback.yml"],
+    "verify": ["playbooks/verify.yml"],
+    "fleet-status": ["playbooks/fleet-report.yml"],
+    "virtual-up": ["playbooks/virtual-board.yml"],
+    "virtual-down": ["playbooks/virtual-board.yml"],
+}
+
+
+class BadInput(Exception):
+    """Refused before anything ran; the message names the bad value."""
+
+
+def _percent_or_count(value: str) -> str:
+    if not re.fullmatch(r"[1-9]\d*%?", value) or (value.endswith("%") and int(value[:-1]) > 100):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a host count (e.g. 2) or a percentage from 1% to 100%")
+    return value
+
+
+def _percent(value: str) -> int:
+    number = value.rstrip("%")
+    if not number.isdigit() or int(number) > 100:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a percentage from 0 to 100")
+    return int(number)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rosenblatt", description=__doc__.splitlines()[0], epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"rosenblatt {__version__}")
+    parser.add_argument("-i", "--inventory", type=Path, help="inventory folder (default: the project's inventory/)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout (progress on stderr)")
+    parser.add_argument("--check", action="store_true", help="show the plan; change nothing (ansible --check)")
+    parser.add_argument("--confirm", metavar="BOARDS",
+                        help="comma-separated shared boards this run may change (rosenblatt_confirm)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    provision = commands.add_parser("provision", help="build the disk image and write it to each board's media")
+    provision.add_argument("boards", nargs="+", metavar="BOARD")
+
+    kernel = commands.add_parser("kernel", help="kernel stage").add_subparsers(dest="action", required=True)
+    kernel.add_parser("build", help="build the kernel artifact on the controller")
+
+    rollout = commands.add_parser("rollout", help="roll a new artifact out across the fleet")
+    rollout_what = rollout.add_subparsers(dest="action", required=True)
+    rollout_kernel = rollout_what.add_parser("kernel", help="trial-boot the kernel artifact, canary first, in batches")
+    rollout_kernel.add_argument("--canary", metavar="BOARD", help="the board that goes first, alone")
+    rollout_kernel.add_argument("--batch", type=_percent_or_count, default="1",
+                                help="boards per batch after the canary: N or PCT%% (default 1)")
+    rollout_kernel.add_argument("--max-fail", type=_percent, default=0, metavar="PCT",
+                                help="halt when more than PCT%% of a batch fails (default 0)")
+    rollout_kernel.add_argument("--limit", nargs="+", default=[], metavar="BOARD", help="only these boards")
+
+    rollback = commands.add_parser("rollback", help="boot a board back into its previous kernel")
+    rollback.add_argument("board", metavar="BOARD")
+
+    verify = commands.add_parser("verify", help="run the verification inference and report it")
+    verify.add_argument("boards", nargs="+", metavar="BOARD")
+
+    fleet = commands.add_parser("fleet", help="fleet operations").add_subparsers(dest="action", required=True)
+    fleet.add_parser("status", help="probe every board and write the drift report (Markdown, JSON, HTML)")
+
+    board = commands.add_parser("board", help="edit the inventory").add_subparsers(dest="action", required=True)
+    add = board.add_parser("add", help="add a board to the inventory")
+    add.add_argument("name", metavar="NAME")
+    add.add_argument("--address", required=True, help="host name or IP address the controller reaches it at")
+    add.add_argument("--model", required=True, help="board model, e.g. radxa-rock-5-itx-plus")
+    add.add_argument("--ram-gib", type=int, required=True, help="RAM in GiB")
+    add.add_argument("--port", type=int, help="SSH port (default 22)")
+    add.add_argument("--boot-media", default="nvme", help="emmc, nvme, sd, ... (default nvme)")
+    add.add_argument("--boot-chain", default="uefi-grub",
+                     help="uefi-grub (edk2-rk3588 + GRUB) or uboot-extlinux, ... (default uefi-grub)")
+    add.add_argument("--distribution", default="debian", help="distribution id (default debian: our image)")
+    add.add_argument("--shared", action="store_true", help="the board serves other work: changes need --confirm")
+    add.add_argument("--group", default="rk3588", help="inventory group (default rk3588)")
+    remove = board.add_parser("remove", help="remove a board from the inventory")
+    remove.add_argument("name", metavar="NAME")
+
+    virtual = commands.add_parser("virtual", help="the virtual board (QEMU)")
+    virtual.add_argument("action", choices=["up", "down"])
+    return parser
+
+
+def _known_boards(inventory: Path, boards: Sequence[str]) -> None:
+    from rosenblatt.inventory_edit import host_names  # noqa: PLC0415
+
+    known = host_names(inventory)
+    unknown = [board for board in boards if board not in known]
+    if unknown:
+        raise BadInput(f"unknown board {', '.join(unknown)} (inventory {inventory} has: {', '.join(known) or 'none'})")
+
+
+def _stage_key(args: argparse.Namespace) -> str:
+    return f"{args.command}-{args.action}" if getattr(args, "action", None) else args.command
+
+
+def _run_stage(args: argparse.Namespace, project: Path, inventory: Path) -> dict[str, Any]:
+    key = _stage_key(args)
+    limit: list[str] = []
+    extravars: dict[str, Any] = {}
+    if key in ("provision", "verify"):
+        limit = args.boards
+    elif key == "rollback":
+        limit = [args.board]
+    elif key == "rollout-kernel":
+        limit = args.limit
+        if args.canary:
+            _known_boards(inventory, [args.canary])
+        extravars = {"rollout_canary": args.canary or "", "rollout_batch": args.batch,
+                     "rollout_max_fail_percentage": args.max_fail}
+    elif key.startswith("virtual-"):
+        extravars = {"virtual_board_state": "started" if key == "virtual-up" else "stopped"}
+    _known_boards(inventory, limit)
+    if args.confirm:
+        extravars["rosenblatt_confirm"] = args.confirm
+    missing = [playbook for playbook in PLAYBOOKS[key] if not (project / playbook).is_file()]
+    if missing:
+        raise BadInput(f"{key.replace('-', ' ')}: {', '.join(missing)} is not in this checkout")
+    runs_dir = Path(os.environ.get("ROSENBLATT_RUNS", project / "runs"))
+    progress = sys.stderr if args.json else sys.stdout
+    results = []
+    for playbook in PLAYBOOKS[key]:
+        result = run_playbook(project, playbook, inventory=inventory, runs_dir=runs_dir, label=key, limit=limit,
+                              extravars=extravars, check=args.check, progress=progress)
+        results.append(result)
+        if result.exit_code != EXIT_OK:
+            break
+    exit_code = results[-1].exit_code
+    outcome: dict[str, Any] = {"command": key.replace("-", " "), "exit_code": exit_code,
+                               "runs": [result.as_dict() for result in results]}
+    if key == "fleet-status" and exit_code in (EXIT_OK, 3):
+        reports = Path(os.environ.get("ROSENBLATT_REPORTS", project / "reports"))
+        outcome["report"] = json.loads((reports / "fleet-latest.json").read_text())
+        outcome["report_files"] = [str(reports / f"fleet-latest.{kind}") for kind in ("md", "json", "html")]
+    return outcome
+
+
+def _print_human(outcome: dict[str, Any]) -> None:
+    for run in outcome.get("runs", []):
+        for failure in run["failures"]:
+            print(f"failed: {failure}")
+        print(f"{run['playbook']}: {run['status']} (run kept in {run['run_dir']})")
+    report = outcome.get("report")
+    if report:
+        print()
+        for row in report["hosts"]:
+            details = "; ".join(row["drift"]) if row["drift"] else ""
+            kernel = row.get("kernel_release") or "-"
+            verdict = row.get("npu_verdict") or "-"
+            print(f"{row['host']:<16} {row['status']:<11} kernel {kernel:<24} NPU {verdict:<16} {details}")
+        counts = report["counts"]
+        print(f"\n{counts['in-sync']} in sync, {counts['drift']} drifted, {counts['unreachable']} unreachable; "
+              f"report: {', '.join(outcome['report_files'])}")
+    for key in ("written", "removed"):
+        for path in outcome.get(key, []):
+            print(f"{key}: {path}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    outcome: dict[str, Any]
+    try:
+        project = project_dir()
+        use_collections(project)
+        inventory = (args.inventory or project / "inventory").resolve()
+        if not inventory.exists():
+            raise BadInput(f"inventory {inventory} does not exist")
+        if args.command == "board":
+            from rosenblatt.inventory_edit import InventoryError, NewBoard, add_board, remove_board  # noqa: PLC0415
+
+            try:
+                if args.action == "add":
+                    board = NewBoard(args.name, args.address, args.model, args.ram_gib, args.boot_media,
+                                     args.boot_chain, args.distribution, args.shared, args.port)
+                    outcome = add_board(inventory, board, args.group)
+                else:
+                    outcome = remove_board(inventory, args.name)
+            except InventoryError as error:
+                raise BadInput(str(error)) from error
+            outcome.update(command=f"board {args.action}", exit_code=EXIT_OK)
+        else:
+            outcome = _run_stage(args, project, inventory)
+    except BadInput as error:
+        outcome = {"command": _stage_key(args).replace("-", " "), "exit_code": EXIT_BAD_INPUT, "error": str(error)}
+    except FileNotFoundError as error:
+        outcome = {"command": _stage_key(args).replace("-", " "), "exit_code": EXIT_ERROR, "error": str(error)}
+    if args.json:
+        print(json.dumps(outcome, indent=2))
+    elif "error" in outcome:
+        print(f"rosenblatt: {outcome['error']}", file=sys.stderr)
+    else:
+        _print_human(outcome)
+    return outcome["exit_code"]
