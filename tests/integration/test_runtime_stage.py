@@ -1,0 +1,106 @@
+"""Runtime stage: llama.cpp from the llama-cpp-python sdist, cross-built for the A76, installed, run under qemu."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, run_playbook
+
+LOCAL = "tests/inventory/local"
+CACHE = Path(os.environ.get("ROSENBLATT_CACHE", Path.home() / ".cache/rosenblatt"))
+# make test builds the two programs the verification needs first; the slow tier builds them all.
+FAST_TARGETS = '{"runtime_build_targets": ["llama-completion", "llama-bench"]}'
+
+
+def real_input(name: str) -> Path:
+    result = subprocess.run([sys.executable, "tools/test_inputs.py", name], cwd=REPO, capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    return Path(result.stdout.strip())
+
+
+@pytest.fixture(scope="module")
+def sdist() -> Path:
+    return real_input("llama-cpp-sdist")
+
+
+def recap(stdout: str) -> str:
+    return stdout.rsplit("PLAY RECAP", maxsplit=1)[-1]
+
+
+def runtime_state() -> dict:
+    return json.loads((CACHE / "standin" / "state" / "runtime.json").read_text())
+
+
+def test_build_install_run_and_rerun_is_a_no_op(sdist: Path) -> None:
+    first = run_playbook("-i", LOCAL, "playbooks/runtime.yml", "-e", FAST_TARGETS, timeout=3600)
+    assert first.returncode == 0, first.stdout[-4000:] + first.stderr
+    state = runtime_state()
+    assert state["llama_cpp_tag"] == "llama-cpp-python-0.3.36"
+    assert state["ggml_version"] == "0.25.3"
+    installed = Path(state["path"])
+    assert (installed.parent / "current").resolve() == installed
+    manifest = json.loads((installed / "manifest.json").read_text())
+    assert set(manifest["files"]) >= {"bin/llama-completion", "bin/llama-bench", "LICENSE.llama.cpp"}
+    assert manifest["links"]["lib/libllama.so.0"].startswith("libllama.so.0.")
+    assert manifest["files"][f"lib/{manifest['links']['lib/libggml-base.so.0']}"]
+    assert "-DGGML_CPU_ARM_ARCH=armv8.2-a+dotprod+fp16" in manifest["cmake_options"]
+    elf = subprocess.run(["file", "-L", str(installed / "bin" / "llama-completion")], capture_output=True, text=True,
+                         check=True).stdout
+    assert "ARM aarch64" in elf and "dynamically linked" in elf
+
+    second = run_playbook("-i", LOCAL, "playbooks/runtime.yml", "-e", FAST_TARGETS)
+    assert second.returncode == 0, second.stdout[-4000:]
+    assert "changed=0" in recap(second.stdout), recap(second.stdout)
+    assert "building llama.cpp" not in second.stdout
+
+
+def test_installed_llama_runs_the_real_model_under_qemu(sdist: Path) -> None:
+    model = real_input("gemma-gguf")
+    installed = CACHE / "standin" / "runtime" / "current"
+    assert (installed / "bin" / "llama-completion").exists(), "run the build test first (same module)"
+    result = subprocess.run(
+        ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu", "-cpu", "max", str(installed / "bin" / "llama-completion"),
+         "-m", str(model), "-p", "The capital of France is", "-n", "6", "--temp", "0", "--seed", "1", "-t", "2",
+         "-no-cnv", "--no-warmup"],
+        capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.startswith("The capital of France is")
+    assert len(result.stdout) > len("The capital of France is") + 3  # it generated text
+    assert "DOTPROD = 1" in result.stderr  # built for the A76's dot product instructions
+
+
+def test_check_mode_on_a_fresh_controller_builds_and_installs_nothing(sdist: Path, tmp_path: Path) -> None:
+    result = run_playbook("-i", LOCAL, "playbooks/runtime.yml", "--check", "-e", f"runtime_build_archive={sdist}",
+                          env={"ROSENBLATT_CACHE": str(tmp_path)})
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert "would build llama.cpp llama-cpp-python-0.3.36" in result.stdout
+    assert f"would install {tmp_path}/runtime/artifacts/" in result.stdout
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ({"runtime_build_cross_prefix": "nonexistent-linux-gnu-"}, "nonexistent-linux-gnu-g++ is not on localhost"),
+    ({"runtime_build_archive": "/nonexistent/llama.tar.gz"},
+     "runtime_build_archive /nonexistent/llama.tar.gz is not a file on localhost"),
+    ({"runtime_build_mode": "sideways"}, "runtime_build_mode"),
+    ({"runtime_build_source_type": "svn"}, "runtime_build_source_type"),
+])
+def test_bad_input_fails_naming_it(sdist: Path, extra: dict, message: str) -> None:
+    result = run_playbook("-i", LOCAL, "playbooks/runtime.yml", "-e", json.dumps(extra))
+    assert result.returncode != 0
+    assert message in result.stdout, result.stdout[-3000:]
+
+
+def test_archive_without_llama_cpp_at_the_subdir_is_refused(sdist: Path, tmp_path: Path) -> None:
+    result = run_playbook("-i", LOCAL, "playbooks/runtime.yml", "-e", "runtime_build_archive_subdir=vendor/nothing",
+                          "-e", f"runtime_build_archive={sdist}", env={"ROSENBLATT_CACHE": str(tmp_path)}, timeout=900)
+    assert result.returncode != 0
+    assert "has no ggml/CMakeLists.txt: runtime_build_archive_subdir (vendor/nothing)" in result.stdout
+    assert not (tmp_path / "runtime" / "artifacts").exists()
