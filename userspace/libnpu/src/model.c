@@ -228,12 +228,12 @@ static const char *block_name(unsigned block)
 
 static int decode(const uint64_t *words, uint32_t count, unsigned task, struct register_file *file)
 {
-	if (count < 4 + KNOWN_COUNT)
-		return npu_fail(NPU_ERR_REFUSED, "model: task %u has %u regcmd words; a GEMM task needs %u", task, count,
-				(unsigned)(4 + KNOWN_COUNT));
 	if (count % 2)
 		return npu_fail(NPU_ERR_REFUSED, "model: task %u regcmd_count %u is odd; the PC fetches 128-bit pairs "
 				"((count + 1) / 2 - 1 amounts) and would run one word past the stream", task, count);
+	if (count < 4 + KNOWN_COUNT)
+		return npu_fail(NPU_ERR_REFUSED, "model: task %u has %u regcmd words; a GEMM task needs %u", task, count,
+				(unsigned)(4 + KNOWN_COUNT));
 	memset(file, 0, sizeof *file);
 	for (uint32_t i = 0; i + 4 < count; i++) {
 		uint64_t word = words[i];
@@ -541,7 +541,7 @@ static int run_task(const struct job_view *job, const struct npu_task *task, uns
 		return npu_fail(NPU_ERR_NOMEM, "model: out of memory");
 	}
 	memcpy(words, stream, (size_t)task->regcmd_count * 8); /* little-endian words, as the PC reads them */
-	struct gemm_task gemm;
+	struct gemm_task gemm = {0};
 	status = decode(words, task->regcmd_count, index, file);
 	if (!status)
 		status = check_modes(file, index, &gemm);
