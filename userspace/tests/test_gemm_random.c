@@ -18,6 +18,45 @@ struct shape {
 	unsigned m, n, k;
 };
 
+/* npu_gemm_f32: f32 activations in, f32 out. INT8: the library's own per-row quantization, exact
+ * int32 sums, then (float)acc * row_scale * column_scale, so the result is compared bit for bit. */
+static void check_f32_entry(struct npu_dev *dev, struct npu_weight *weight, const struct shape *s, const void *b,
+			    unsigned index)
+{
+	size_t a_count = (size_t)s->m * s->k, c_count = (size_t)s->m * s->n;
+	float *a = malloc(a_count * sizeof *a), *c = malloc(c_count * sizeof *c);
+	for (size_t i = 0; i < a_count; i++)
+		a[i] = (float)((int32_t)(test_random() >> 40) - (1 << 23)) / 65536.0f;
+	if (s->precision == NPU_INT8) {
+		float *column_scales = malloc(s->n * sizeof(float)), *row_scales = malloc(s->m * sizeof(float));
+		for (unsigned j = 0; j < s->n; j++)
+			column_scales[j] = (float)(1 + test_random_below(5000)) / 65536.0f;
+		CHECK_OK(npu_weight_set_column_scales(weight, column_scales));
+		CHECK_OK(npu_gemm_f32(dev, weight, s->m, a, c, NULL));
+		int8_t *q = malloc(a_count);
+		int32_t *sums = malloc(c_count * sizeof *sums);
+		npu_quantize_rows_i8(q, row_scales, a, s->m, s->k);
+		reference_gemm_i8(sums, q, b, s->m, s->n, s->k);
+		for (size_t i = 0; i < c_count; i++) {
+			float expected = (float)sums[i] * row_scales[i / s->n] * column_scales[i % s->n];
+			CHECK(memcmp(&c[i], &expected, 4) == 0, "case %u npu_gemm_f32 int8 M=%u N=%u K=%u: C[%zu] = %a, expected %a",
+			      index, s->m, s->n, s->k, i, (double)c[i], (double)expected);
+		}
+		free(column_scales), free(row_scales), free(q), free(sums);
+	} else {
+		CHECK_OK(npu_gemm_f32(dev, weight, s->m, a, c, NULL));
+		uint16_t *a16 = malloc(a_count * 2);
+		double *expected = malloc(c_count * sizeof *expected), *bound = malloc(c_count * sizeof *bound);
+		npu_f32_to_fp16_array(a16, a, a_count);
+		reference_gemm_f16(expected, bound, a16, b, s->m, s->n, s->k);
+		for (size_t i = 0; i < c_count; i++)
+			CHECK(fabs(c[i] - expected[i]) <= bound[i], "case %u npu_gemm_f32 fp16 M=%u N=%u K=%u: C[%zu] = %g, "
+			      "expected %g", index, s->m, s->n, s->k, i, (double)c[i], expected[i]);
+		free(a16), free(expected), free(bound);
+	}
+	free(a), free(c);
+}
+
 static void run_case(struct npu_dev *devs[3], const struct shape *s, unsigned index)
 {
 	unsigned lanes = 1 + test_random_below(3);
@@ -61,6 +100,8 @@ static void run_case(struct npu_dev *devs[3], const struct shape *s, unsigned in
 		free(expected);
 		free(bound);
 	}
+	if (index % 4 == 0)
+		check_f32_entry(dev, weight, s, b, index);
 	npu_weight_free(dev, weight);
 	free(a);
 	free(b);

@@ -156,6 +156,44 @@ static void check_output(int fp32)
 	}
 }
 
+static void check_scaled_output(void)
+{
+	for (int round = 0; round < 40; round++) {
+		unsigned rows = 1 + test_random_below(100), cols = 1 + test_random_below(200);
+		unsigned rows_padded = (rows + 3) / 4 * 4;
+		size_t bytes = (size_t)(cols + 3) / 4 * rows_padded * 16;
+		uint8_t *src = malloc(bytes);
+		float *row_scales = malloc(rows * sizeof(float)), *column_scales = malloc(cols * sizeof(float));
+		for (size_t i = 0; i < bytes; i += 4) {
+			int32_t value = (int32_t)(test_random() >> 40) - (1 << 23);
+			memcpy(src + i, &value, 4);
+		}
+		for (unsigned m = 0; m < rows; m++)
+			row_scales[m] = (float)(1 + test_random_below(1000)) / 3000.0f;
+		for (unsigned n = 0; n < cols; n++)
+			column_scales[n] = (float)(1 + test_random_below(1000)) / 7000.0f;
+		for (unsigned v = 0; v < variant_count; v++) {
+			float *dst = malloc((size_t)rows * cols * sizeof(float));
+			for (size_t i = 0; i < (size_t)rows * cols; i++)
+				dst[i] = 0.5f;
+			int accumulate = round % 2;
+			variants[v]->rows_from_output_i32_scaled(dst, src, rows, cols, cols, rows_padded, row_scales, column_scales,
+								 accumulate);
+			for (unsigned m = 0; m < rows; m++)
+				for (unsigned n = 0; n < cols; n++) {
+					int32_t acc;
+					memcpy(&acc, src + ((size_t)(n / 4) * rows_padded + m) * 16 + (n % 4) * 4, 4);
+					float expected = (float)acc * row_scales[m] * column_scales[n];
+					expected = accumulate ? 0.5f + expected : expected;
+					CHECK(memcmp(&dst[(size_t)m * cols + n], &expected, 4) == 0, "%s scaled output (%u,%u) = %a, expected %a",
+					      variants[v]->name, m, n, (double)dst[(size_t)m * cols + n], (double)expected);
+				}
+			free(dst);
+		}
+		free(src), free(row_scales), free(column_scales);
+	}
+}
+
 static void check_weights(void)
 {
 	for (int round = 0; round < 80; round++) {
@@ -255,6 +293,7 @@ int main(void)
 	check_feature(1);
 	check_output(0);
 	check_output(1);
+	check_scaled_output();
 	check_weights();
 	check_quantize();
 	printf("layout: ok\n");

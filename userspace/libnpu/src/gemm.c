@@ -30,6 +30,7 @@ struct npu_weight {
 	unsigned *tile_channel;    /* [n_tiles]: first output channel of the tile inside its lane */
 	uint32_t *tile_offset;     /* [n_tiles * k_tiles]: byte offset of the tile in its lane's BO */
 	unsigned lane_channels[NPU_MAX_LANES];
+	float *column_scales;      /* [n] or NULL (1.0) */
 };
 
 static size_t align64(size_t value)
@@ -122,7 +123,23 @@ void npu_weight_free(struct npu_dev *dev, struct npu_weight *w)
 	free(w->tile_lane);
 	free(w->tile_channel);
 	free(w->tile_offset);
+	free(w->column_scales);
 	free(w);
+}
+
+int npu_weight_set_column_scales(struct npu_weight *w, const float *column_scales)
+{
+	if (!w || !column_scales)
+		return npu_fail(NPU_ERR_INVALID, "npu_weight_set_column_scales: NULL argument");
+	if (w->plan.precision != NPU_INT8)
+		return npu_fail(NPU_ERR_INVALID, "column scales apply to INT8 weights only");
+	float *copy = malloc((size_t)w->plan.n * sizeof *copy);
+	if (!copy)
+		return npu_fail(NPU_ERR_NOMEM, "out of memory");
+	memcpy(copy, column_scales, (size_t)w->plan.n * sizeof *copy);
+	free(w->column_scales);
+	w->column_scales = copy;
+	return NPU_OK;
 }
 
 size_t npu_weight_lane_bytes(const struct npu_weight *w, unsigned lane)
@@ -276,8 +293,15 @@ static int build_lane_job(struct npu_dev *dev, const struct npu_weight *w, const
 	return status;
 }
 
+/* Writes the lane's columns of C: int32 or fp32 sums, or (scaled) f32 = (float)acc * row * column. */
+struct gather_target {
+	void *c;                   /* int32_t / float [M][N] */
+	const float *row_scales;   /* non-NULL: INT8 output dequantized into float c */
+	const float *column_scales;
+};
+
 static void gather_lane(const struct npu_weight *w, const struct npu_row_plan *rows, unsigned lane,
-			const struct lane_job *job, const uint8_t *output, void *c_mn)
+			const struct lane_job *job, const uint8_t *output, const struct gather_target *target)
 {
 	const struct npu_weight_plan *p = &w->plan;
 	const struct npu_layout_ops *ops = npu_layout_ops();
@@ -290,20 +314,20 @@ static void gather_lane(const struct npu_weight *w, const struct npu_row_plan *r
 		unsigned columns = p->n - n0 < nt ? p->n - n0 : nt;
 		for (unsigned i = 0; i < p->k_tiles; i++) {
 			const uint8_t *src = output + i * job->partial_bytes + (size_t)(w->tile_channel[j] / 4) * rows->mp * 16;
-			if (p->precision == NPU_INT8)
-				ops->rows_from_output_i32((int32_t *)c_mn + n0, src, rows->m, columns, p->n, rows->mp, i > 0);
+			if (target->row_scales)
+				ops->rows_from_output_i32_scaled((float *)target->c + n0, src, rows->m, columns, p->n, rows->mp,
+								 target->row_scales, target->column_scales + n0, 0);
+			else if (p->precision == NPU_INT8)
+				ops->rows_from_output_i32((int32_t *)target->c + n0, src, rows->m, columns, p->n, rows->mp, i > 0);
 			else
-				ops->rows_from_output_f32((float *)c_mn + n0, src, rows->m, columns, p->n, rows->mp, i > 0);
+				ops->rows_from_output_f32((float *)target->c + n0, src, rows->m, columns, p->n, rows->mp, i > 0);
 		}
 	}
 }
 
-int npu_gemm(struct npu_dev *dev, const struct npu_weight *w, unsigned m, const void *a_mk, void *c_mn,
-	     struct npu_gemm_stats *stats)
+static int run_gemm(struct npu_dev *dev, const struct npu_weight *w, unsigned m, const void *a_mk,
+		    const struct gather_target *target, struct npu_gemm_stats *stats, int64_t start)
 {
-	if (!dev || !w || !a_mk || !c_mn)
-		return npu_fail(NPU_ERR_INVALID, "npu_gemm: NULL argument");
-	int64_t start = npu_monotonic_ns();
 	const struct npu_weight_plan *p = &w->plan;
 	struct npu_row_plan rows;
 	int status = npu_plan_rows(p, m, &rows);
@@ -344,7 +368,7 @@ int npu_gemm(struct npu_dev *dev, const struct npu_weight *w, unsigned m, const 
 			status = check_canary((const uint8_t *)s->output.map + jobs[lane].canary_offset, jobs[lane].sequence,
 					      lane);
 		if (!status)
-			gather_lane(w, &rows, lane, &jobs[lane], s->output.map, c_mn);
+			gather_lane(w, &rows, lane, &jobs[lane], s->output.map, target);
 		lane_status[lane] = status;
 		if (status && !first_error) {
 			first_error = status;
@@ -360,4 +384,63 @@ int npu_gemm(struct npu_dev *dev, const struct npu_weight *w, unsigned m, const 
 	if (first_error)
 		return npu_fail(first_error, "%s", message);
 	return NPU_OK;
+}
+
+int npu_gemm(struct npu_dev *dev, const struct npu_weight *w, unsigned m, const void *a_mk, void *c_mn,
+	     struct npu_gemm_stats *stats)
+{
+	if (!dev || !w || !a_mk || !c_mn)
+		return npu_fail(NPU_ERR_INVALID, "npu_gemm: NULL argument");
+	struct gather_target target = {c_mn, NULL, NULL};
+	return run_gemm(dev, w, m, a_mk, &target, stats, npu_monotonic_ns());
+}
+
+int npu_gemm_f32(struct npu_dev *dev, const struct npu_weight *w, unsigned m, const float *a_mk, float *c_mn,
+		 struct npu_gemm_stats *stats)
+{
+	if (!dev || !w || !a_mk || !c_mn)
+		return npu_fail(NPU_ERR_INVALID, "npu_gemm_f32: NULL argument");
+	if (m == 0)
+		return npu_fail(NPU_ERR_INVALID, "empty activation matrix: M=0");
+	int64_t start = npu_monotonic_ns();
+	const struct npu_weight_plan *p = &w->plan;
+	size_t count = (size_t)m * p->k;
+	const struct npu_layout_ops *ops = npu_layout_ops();
+	int status;
+	if (p->precision == NPU_FP16) {
+		uint16_t *a16 = malloc(count * sizeof *a16);
+		if (!a16)
+			return npu_fail(NPU_ERR_NOMEM, "out of memory");
+		ops->f32_to_fp16(a16, a_mk, count);
+		struct gather_target target = {c_mn, NULL, NULL};
+		status = run_gemm(dev, w, m, a16, &target, stats, start);
+		free(a16);
+		return status;
+	}
+	int8_t *q = malloc(count);
+	float *row_scales = malloc((size_t)m * sizeof *row_scales);
+	float *ones = w->column_scales ? NULL : malloc((size_t)p->n * sizeof *ones);
+	/* several K tiles: sum the exact int32 partials first, then dequantize once */
+	int32_t *sums = p->k_tiles > 1 ? malloc((size_t)m * p->n * sizeof *sums) : NULL;
+	if (!q || !row_scales || (!w->column_scales && !ones) || (p->k_tiles > 1 && !sums)) {
+		free(q), free(row_scales), free(ones), free(sums);
+		return npu_fail(NPU_ERR_NOMEM, "out of memory");
+	}
+	for (unsigned j = 0; ones && j < p->n; j++)
+		ones[j] = 1.0f;
+	const float *column_scales = w->column_scales ? w->column_scales : ones;
+	ops->quantize_rows_i8(q, row_scales, a_mk, m, p->k);
+	if (sums) {
+		struct gather_target target = {sums, NULL, NULL};
+		status = run_gemm(dev, w, m, q, &target, stats, start);
+		for (size_t i = 0; !status && i < (size_t)m * p->n; i++)
+			c_mn[i] = (float)sums[i] * row_scales[i / p->n] * column_scales[i % p->n];
+	} else {
+		struct gather_target target = {c_mn, row_scales, column_scales};
+		status = run_gemm(dev, w, m, q, &target, stats, start);
+	}
+	if (!status && stats)
+		stats->seconds = (double)(npu_monotonic_ns() - start) / 1e9;
+	free(q), free(row_scales), free(ones), free(sums);
+	return status;
 }

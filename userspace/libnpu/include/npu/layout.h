@@ -31,6 +31,12 @@ struct npu_layout_ops {
 				     unsigned rows_padded, int accumulate);
 	void (*rows_from_output_f32)(float *dst, const uint8_t *src, unsigned rows, unsigned cols, size_t ldd,
 				     unsigned rows_padded, int accumulate);
+	/* int32 NC1HWC2 -> f32 rows, (float)acc * row_scales[m] * column_scales[c]: the dequantization of
+	 * an INT8 GEMM (per-row activation scale, per-channel weight scale). accumulate adds, so a
+	 * per-group scheme calls it once per K group with that group's column scales. */
+	void (*rows_from_output_i32_scaled)(float *dst, const uint8_t *src, unsigned rows, unsigned cols, size_t ldd,
+					    unsigned rows_padded, const float *row_scales, const float *column_scales,
+					    int accumulate);
 	void (*quantize_rows_i8)(int8_t *q, float *scales, const float *x, unsigned rows, unsigned cols);
 	void (*f32_to_fp16)(uint16_t *dst, const float *src, size_t count);
 };

@@ -141,6 +141,16 @@ struct npu_gemm_stats {
 int npu_gemm(struct npu_dev *dev, const struct npu_weight *weight, unsigned m, const void *a_mk,
 	     void *c_mn, struct npu_gemm_stats *stats);
 
+/* Per-output-channel scales of an INT8 weight (n floats, copied): npu_gemm_f32 multiplies each
+ * int32 result by row_scale[m] * column_scale[n]. Without them the column scale is 1. */
+int npu_weight_set_column_scales(struct npu_weight *weight, const float *column_scales);
+
+/* C = A x B from f32 activations, f32 result: INT8 weights quantize A per row (npu_quantize_rows_i8)
+ * and dequantize the exact int32 sums as (float)acc * row_scale[m] * column_scale[n]; FP16 weights
+ * convert A to fp16 (round to nearest even) and return the fp32 sums. */
+int npu_gemm_f32(struct npu_dev *dev, const struct npu_weight *weight, unsigned m, const float *a_mk, float *c_mn,
+		 struct npu_gemm_stats *stats);
+
 /* ---- Software model controls (NPU_BACKEND_MODEL only) ---- */
 enum npu_model_fault {
 	NPU_FAULT_NONE = 0,
