@@ -126,26 +126,22 @@ static void rows_from_feature_f16_c(uint16_t *dst, const uint8_t *src, unsigned 
 	}
 }
 
-/* Output gathers walk ROW_BLOCK rows at a time over all surfaces, so the destination rows are
- * written sequentially while the source surfaces are read in 16-byte runs per row. */
-#define ROW_BLOCK 16u
+/* Output gathers walk the source surface by surface (sequential reads, strided writes): measured
+ * faster on x86 than blocking rows, whose reads jump a whole surface per 16 bytes. */
 
 static void rows_from_output_i32_c(int32_t *dst, const uint8_t *src, unsigned rows, unsigned cols, size_t ldd,
 				   unsigned rows_padded, int accumulate)
 {
-	for (unsigned m0 = 0; m0 < rows; m0 += ROW_BLOCK) {
-		unsigned m1 = rows - m0 < ROW_BLOCK ? rows : m0 + ROW_BLOCK;
-		for (unsigned c0 = 0; c0 < cols; c0 += 4) {
-			unsigned width = cols - c0 < 4 ? cols - c0 : 4;
-			const uint8_t *surface = src + (size_t)(c0 / 4) * rows_padded * 16;
-			for (unsigned m = m0; m < m1; m++) {
-				int32_t atom[4];
-				memcpy(atom, surface + (size_t)m * 16, sizeof atom);
-				int32_t *out = dst + (size_t)m * ldd + c0;
-				for (unsigned i = 0; i < width; i++)
-					/* unsigned add: two's complement wrap like the int32 the NPU would produce */
-					out[i] = accumulate ? (int32_t)((uint32_t)out[i] + (uint32_t)atom[i]) : atom[i];
-			}
+	for (unsigned c0 = 0; c0 < cols; c0 += 4) {
+		unsigned width = cols - c0 < 4 ? cols - c0 : 4;
+		const uint8_t *surface = src + (size_t)(c0 / 4) * rows_padded * 16;
+		for (unsigned m = 0; m < rows; m++) {
+			int32_t atom[4];
+			memcpy(atom, surface + (size_t)m * 16, sizeof atom);
+			int32_t *out = dst + (size_t)m * ldd + c0;
+			for (unsigned i = 0; i < width; i++)
+				/* unsigned add: two's complement wrap like the int32 the NPU would produce */
+				out[i] = accumulate ? (int32_t)((uint32_t)out[i] + (uint32_t)atom[i]) : atom[i];
 		}
 	}
 }
@@ -153,18 +149,15 @@ static void rows_from_output_i32_c(int32_t *dst, const uint8_t *src, unsigned ro
 static void rows_from_output_f32_c(float *dst, const uint8_t *src, unsigned rows, unsigned cols, size_t ldd,
 				   unsigned rows_padded, int accumulate)
 {
-	for (unsigned m0 = 0; m0 < rows; m0 += ROW_BLOCK) {
-		unsigned m1 = rows - m0 < ROW_BLOCK ? rows : m0 + ROW_BLOCK;
-		for (unsigned c0 = 0; c0 < cols; c0 += 4) {
-			unsigned width = cols - c0 < 4 ? cols - c0 : 4;
-			const uint8_t *surface = src + (size_t)(c0 / 4) * rows_padded * 16;
-			for (unsigned m = m0; m < m1; m++) {
-				float atom[4];
-				memcpy(atom, surface + (size_t)m * 16, sizeof atom);
-				float *out = dst + (size_t)m * ldd + c0;
-				for (unsigned i = 0; i < width; i++)
-					out[i] = accumulate ? out[i] + atom[i] : atom[i];
-			}
+	for (unsigned c0 = 0; c0 < cols; c0 += 4) {
+		unsigned width = cols - c0 < 4 ? cols - c0 : 4;
+		const uint8_t *surface = src + (size_t)(c0 / 4) * rows_padded * 16;
+		for (unsigned m = 0; m < rows; m++) {
+			float atom[4];
+			memcpy(atom, surface + (size_t)m * 16, sizeof atom);
+			float *out = dst + (size_t)m * ldd + c0;
+			for (unsigned i = 0; i < width; i++)
+				out[i] = accumulate ? out[i] + atom[i] : atom[i];
 		}
 	}
 }
@@ -173,19 +166,16 @@ static void rows_from_output_i32_scaled_c(float *dst, const uint8_t *src, unsign
 					  unsigned rows_padded, const float *row_scales, const float *column_scales,
 					  int accumulate)
 {
-	for (unsigned m0 = 0; m0 < rows; m0 += ROW_BLOCK) {
-		unsigned m1 = rows - m0 < ROW_BLOCK ? rows : m0 + ROW_BLOCK;
-		for (unsigned c0 = 0; c0 < cols; c0 += 4) {
-			unsigned width = cols - c0 < 4 ? cols - c0 : 4;
-			const uint8_t *surface = src + (size_t)(c0 / 4) * rows_padded * 16;
-			for (unsigned m = m0; m < m1; m++) {
-				int32_t atom[4];
-				memcpy(atom, surface + (size_t)m * 16, sizeof atom);
-				float *out = dst + (size_t)m * ldd + c0;
-				for (unsigned i = 0; i < width; i++) {
-					float value = (float)atom[i] * row_scales[m] * column_scales[c0 + i];
-					out[i] = accumulate ? out[i] + value : value;
-				}
+	for (unsigned c0 = 0; c0 < cols; c0 += 4) {
+		unsigned width = cols - c0 < 4 ? cols - c0 : 4;
+		const uint8_t *surface = src + (size_t)(c0 / 4) * rows_padded * 16;
+		for (unsigned m = 0; m < rows; m++) {
+			int32_t atom[4];
+			memcpy(atom, surface + (size_t)m * 16, sizeof atom);
+			float *out = dst + (size_t)m * ldd + c0;
+			for (unsigned i = 0; i < width; i++) {
+				float value = (float)atom[i] * row_scales[m] * column_scales[c0 + i];
+				out[i] = accumulate ? out[i] + value : value;
 			}
 		}
 	}
@@ -335,15 +325,12 @@ static void rows_from_output_i32_neon(int32_t *dst, const uint8_t *src, unsigned
 				      unsigned rows_padded, int accumulate)
 {
 	unsigned full_groups = cols / 4;
-	for (unsigned m0 = 0; m0 < rows; m0 += ROW_BLOCK) {
-		unsigned m1 = rows - m0 < ROW_BLOCK ? rows : m0 + ROW_BLOCK;
-		for (unsigned g = 0; g < full_groups; g++) {
-			const uint8_t *surface = src + (size_t)g * rows_padded * 16;
-			for (unsigned m = m0; m < m1; m++) {
-				int32x4_t atom = vld1q_s32((const int32_t *)(const void *)(surface + (size_t)m * 16));
-				int32_t *out = dst + (size_t)m * ldd + g * 4;
-				vst1q_s32(out, accumulate ? vaddq_s32(vld1q_s32(out), atom) : atom);
-			}
+	for (unsigned g = 0; g < full_groups; g++) {
+		const uint8_t *surface = src + (size_t)g * rows_padded * 16;
+		for (unsigned m = 0; m < rows; m++) {
+			int32x4_t atom = vld1q_s32((const int32_t *)(const void *)(surface + (size_t)m * 16));
+			int32_t *out = dst + (size_t)m * ldd + g * 4;
+			vst1q_s32(out, accumulate ? vaddq_s32(vld1q_s32(out), atom) : atom);
 		}
 	}
 	if (full_groups * 4 < cols)
@@ -355,15 +342,12 @@ static void rows_from_output_f32_neon(float *dst, const uint8_t *src, unsigned r
 				      unsigned rows_padded, int accumulate)
 {
 	unsigned full_groups = cols / 4;
-	for (unsigned m0 = 0; m0 < rows; m0 += ROW_BLOCK) {
-		unsigned m1 = rows - m0 < ROW_BLOCK ? rows : m0 + ROW_BLOCK;
-		for (unsigned g = 0; g < full_groups; g++) {
-			const uint8_t *surface = src + (size_t)g * rows_padded * 16;
-			for (unsigned m = m0; m < m1; m++) {
-				float32x4_t atom = vld1q_f32((const float *)(const void *)(surface + (size_t)m * 16));
-				float *out = dst + (size_t)m * ldd + g * 4;
-				vst1q_f32(out, accumulate ? vaddq_f32(vld1q_f32(out), atom) : atom);
-			}
+	for (unsigned g = 0; g < full_groups; g++) {
+		const uint8_t *surface = src + (size_t)g * rows_padded * 16;
+		for (unsigned m = 0; m < rows; m++) {
+			float32x4_t atom = vld1q_f32((const float *)(const void *)(surface + (size_t)m * 16));
+			float *out = dst + (size_t)m * ldd + g * 4;
+			vst1q_f32(out, accumulate ? vaddq_f32(vld1q_f32(out), atom) : atom);
 		}
 	}
 	if (full_groups * 4 < cols)
@@ -376,18 +360,15 @@ static void rows_from_output_i32_scaled_neon(float *dst, const uint8_t *src, uns
 					     const float *column_scales, int accumulate)
 {
 	unsigned full_groups = cols / 4;
-	for (unsigned m0 = 0; m0 < rows; m0 += ROW_BLOCK) {
-		unsigned m1 = rows - m0 < ROW_BLOCK ? rows : m0 + ROW_BLOCK;
-		for (unsigned g = 0; g < full_groups; g++) {
-			const uint8_t *surface = src + (size_t)g * rows_padded * 16;
-			float32x4_t column = vld1q_f32(column_scales + g * 4);
-			for (unsigned m = m0; m < m1; m++) {
-				int32x4_t atom = vld1q_s32((const int32_t *)(const void *)(surface + (size_t)m * 16));
-				/* same order as the C version: (acc * row) * column */
-				float32x4_t value = vmulq_f32(vmulq_n_f32(vcvtq_f32_s32(atom), row_scales[m]), column);
-				float *out = dst + (size_t)m * ldd + g * 4;
-				vst1q_f32(out, accumulate ? vaddq_f32(vld1q_f32(out), value) : value);
-			}
+	for (unsigned g = 0; g < full_groups; g++) {
+		const uint8_t *surface = src + (size_t)g * rows_padded * 16;
+		float32x4_t column = vld1q_f32(column_scales + g * 4);
+		for (unsigned m = 0; m < rows; m++) {
+			int32x4_t atom = vld1q_s32((const int32_t *)(const void *)(surface + (size_t)m * 16));
+			/* same order as the C version: (acc * row) * column */
+			float32x4_t value = vmulq_f32(vmulq_n_f32(vcvtq_f32_s32(atom), row_scales[m]), column);
+			float *out = dst + (size_t)m * ldd + g * 4;
+			vst1q_f32(out, accumulate ? vaddq_f32(vld1q_f32(out), value) : value);
 		}
 	}
 	if (full_groups * 4 < cols)
