@@ -300,6 +300,54 @@ struct gemm_task {
 	uint32_t feature_surface, output_surface;
 };
 
+static const struct {
+	uint16_t reg;
+	uint32_t value;
+	const char *meaning;
+} fixed_modes[] = {
+	{REG_DPU_S_POINTER, DPU_S_POINTER_PP, "ping-pong pointer mode"},
+	{REG_CNA_CONV_CON3, CNA_CONV_CON3_STRIDE_1X1, "stride 1, single-core NN mode, no dilation"},
+	{REG_CNA_DATA_SIZE2, 1, "output width 1"},
+	{REG_CNA_CVT_CON0, CNA_CVT_CON0_SIGNED_BYPASS, "signed input, conversion bypassed"},
+	{REG_CNA_CVT_CON1, CNA_CVT_SCALE_ONE, "scale 1"},
+	{REG_CNA_CVT_CON2, CNA_CVT_SCALE_ONE, "scale 1"},
+	{REG_CNA_CVT_CON3, CNA_CVT_SCALE_ONE, "scale 1"},
+	{REG_CNA_CVT_CON4, CNA_CVT_SCALE_ONE, "scale 1"},
+	{REG_CNA_CVT_CON5, 0, "no per-channel conversion"},
+	{REG_CNA_FC_CON0, 0, "no FC mode"},
+	{REG_CNA_FC_CON1, 0, "no FC mode"},
+	{REG_CNA_FC_CON2, 0, "no weight offset"},
+	{REG_CNA_PAD_CON0, 0, "no padding"},
+	{REG_CNA_PAD_CON1, 0, "pad value 0"},
+	{REG_CNA_DMA_CON0, CNA_DMA_CON0_BURST16, "burst 16"},
+	{REG_CNA_DMA_CON1, 4, "line stride of a W=1 feature map"},
+	{REG_CNA_DCOMP_CTRL, 0, "no weight decompression"},
+	{REG_CNA_DCOMP_REGNUM, 0, "no weight decompression"},
+	{REG_CORE_CLIP_TRUNCATE, 0, "no truncation"},
+	{REG_CORE_UNDOCUMENTED_3030, 0, "as Mesa and [X] write it"},
+	{REG_DPU_FEATURE_MODE_CFG, DPU_FEATURE_MODE_CFG_TO_MEMORY, "output to memory, burst 16"},
+	{REG_DPU_OFFSET_PEND, 0, "no offset"},
+	{REG_DPU_DATA_CUBE_WIDTH, 0, "width 1"},
+	{REG_DPU_DATA_CUBE_NOTCH_ADDR, 0, "no notch"},
+	{REG_DPU_BS_CFG, DPU_BYPASS_ALL_BS_BN, "BS bypassed"},
+	{REG_DPU_BS_ALU_CFG, 0, "BS bypassed"},
+	{REG_DPU_BS_MUL_CFG, 0, "BS bypassed"},
+	{REG_DPU_BS_RELUX_CMP_VALUE, 0, "BS bypassed"},
+	{REG_DPU_BS_OW_OP, 0, "no weight offset"},
+	{REG_DPU_BN_CFG, DPU_BYPASS_ALL_BS_BN, "BN bypassed"},
+	{REG_DPU_BN_ALU_CFG, 0, "BN bypassed"},
+	{REG_DPU_BN_MUL_CFG, 0, "BN bypassed"},
+	{REG_DPU_BN_RELUX_CMP_VALUE, 0, "BN bypassed"},
+	{REG_DPU_EW_CFG, DPU_EW_CFG_BYPASS_ALL, "EW bypassed"},
+	{REG_DPU_EW_CVT_OFFSET_VALUE, 0, "EW bypassed"},
+	{REG_DPU_EW_CVT_SCALE_VALUE, 1, "EW bypassed"},
+	{REG_DPU_EW_RELUX_CMP_VALUE, 0, "EW bypassed"},
+	{REG_DPU_OUT_CVT_OFFSET, 0, "no output conversion"},
+	{REG_DPU_OUT_CVT_SCALE, 1, "no output conversion"},
+	{REG_DPU_OUT_CVT_SHIFT, 0, "no output conversion"},
+	{REG_DPU_UNDOCUMENTED_40C4, 0, "as Mesa writes it"},
+};
+
 static int check_modes(const struct register_file *f, unsigned task, struct gemm_task *g)
 {
 	uint32_t con1 = reg(f, REG_CNA_CONV_CON1);
@@ -323,56 +371,17 @@ static int check_modes(const struct register_file *f, unsigned task, struct gemm
 		if ((status = expect(f, offset, value, task, meaning)) != 0) \
 			return status;                                        \
 	} while (0)
-	EXPECT(REG_DPU_S_POINTER, DPU_S_POINTER_PP, "ping-pong pointer mode");
-	EXPECT(REG_CNA_CONV_CON3, CNA_CONV_CON3_STRIDE_1X1, "stride 1, single-core NN mode, no dilation");
-	EXPECT(REG_CNA_DATA_SIZE2, 1, "output width 1");
-	EXPECT(REG_CNA_CVT_CON0, CNA_CVT_CON0_SIGNED_BYPASS, "signed input, conversion bypassed");
-	EXPECT(REG_CNA_CVT_CON1, CNA_CVT_SCALE_ONE, "scale 1");
-	EXPECT(REG_CNA_CVT_CON2, CNA_CVT_SCALE_ONE, "scale 1");
-	EXPECT(REG_CNA_CVT_CON3, CNA_CVT_SCALE_ONE, "scale 1");
-	EXPECT(REG_CNA_CVT_CON4, CNA_CVT_SCALE_ONE, "scale 1");
-	EXPECT(REG_CNA_CVT_CON5, 0, "no per-channel conversion");
-	EXPECT(REG_CNA_FC_CON0, 0, "no FC mode");
-	EXPECT(REG_CNA_FC_CON1, 0, "no FC mode");
-	EXPECT(REG_CNA_FC_CON2, 0, "no weight offset");
-	EXPECT(REG_CNA_PAD_CON0, 0, "no padding");
-	EXPECT(REG_CNA_PAD_CON1, 0, "pad value 0");
-	EXPECT(REG_CNA_DMA_CON0, CNA_DMA_CON0_BURST16, "burst 16");
-	EXPECT(REG_CNA_DMA_CON1, 4, "line stride of a W=1 feature map");
-	EXPECT(REG_CNA_DCOMP_CTRL, 0, "no weight decompression");
-	EXPECT(REG_CNA_DCOMP_REGNUM, 0, "no weight decompression");
+	for (unsigned i = 0; i < sizeof fixed_modes / sizeof fixed_modes[0]; i++)
+		EXPECT(fixed_modes[i].reg, fixed_modes[i].value, fixed_modes[i].meaning);
 	for (unsigned i = 0; i < 16; i++)
 		EXPECT((uint16_t)(REG_CNA_DCOMP_AMOUNT0 + 4 * i), 0, "no weight decompression");
-	EXPECT(REG_CORE_MISC_CFG, fp16 ? CORE_MISC_CFG_PROC_PRECISION(NPU_PREC_FP16) | CORE_MISC_CFG_QD_EN : 0,
-	       fp16 ? "fp16 processing" : "int8 processing");
-	EXPECT(REG_CORE_CLIP_TRUNCATE, 0, "no truncation");
-	EXPECT(REG_CORE_UNDOCUMENTED_3030, 0, "as Mesa and [X] write it");
-	EXPECT(REG_DPU_FEATURE_MODE_CFG, DPU_FEATURE_MODE_CFG_TO_MEMORY, "output to memory, burst 16");
-	EXPECT(REG_DPU_DATA_FORMAT, DPU_DATA_FORMAT(out_prec, in_prec, in_prec),
-	       fp16 ? "fp16 in, fp32 out" : "int8 in, int32 out");
-	EXPECT(REG_DPU_OFFSET_PEND, 0, "no offset");
-	EXPECT(REG_DPU_DATA_CUBE_WIDTH, 0, "width 1");
-	EXPECT(REG_DPU_DATA_CUBE_NOTCH_ADDR, 0, "no notch");
-	EXPECT(REG_DPU_BS_CFG, DPU_BYPASS_ALL_BS_BN, "BS bypassed");
-	EXPECT(REG_DPU_BS_ALU_CFG, 0, "BS bypassed");
-	EXPECT(REG_DPU_BS_MUL_CFG, 0, "BS bypassed");
-	EXPECT(REG_DPU_BS_RELUX_CMP_VALUE, 0, "BS bypassed");
-	EXPECT(REG_DPU_BS_OW_CFG, DPU_BS_OW_CFG(size_e), "surfaces per kernel group, OD bypassed");
-	EXPECT(REG_DPU_BS_OW_OP, 0, "no weight offset");
-	EXPECT(REG_DPU_BN_CFG, DPU_BYPASS_ALL_BS_BN, "BN bypassed");
-	EXPECT(REG_DPU_BN_ALU_CFG, 0, "BN bypassed");
-	EXPECT(REG_DPU_BN_MUL_CFG, 0, "BN bypassed");
-	EXPECT(REG_DPU_BN_RELUX_CMP_VALUE, 0, "BN bypassed");
-	EXPECT(REG_DPU_EW_CFG, DPU_EW_CFG_BYPASS_ALL, "EW bypassed");
-	EXPECT(REG_DPU_EW_CVT_OFFSET_VALUE, 0, "EW bypassed");
-	EXPECT(REG_DPU_EW_CVT_SCALE_VALUE, 1, "EW bypassed");
-	EXPECT(REG_DPU_EW_RELUX_CMP_VALUE, 0, "EW bypassed");
-	EXPECT(REG_DPU_OUT_CVT_OFFSET, 0, "no output conversion");
-	EXPECT(REG_DPU_OUT_CVT_SCALE, 1, "no output conversion");
-	EXPECT(REG_DPU_OUT_CVT_SHIFT, 0, "no output conversion");
 	for (unsigned i = 0; i < 8; i++)
 		EXPECT((uint16_t)(REG_DPU_EW_OP_VALUE_0 + 4 * i), 0, "EW bypassed");
-	EXPECT(REG_DPU_UNDOCUMENTED_40C4, 0, "as Mesa writes it");
+	EXPECT(REG_CORE_MISC_CFG, fp16 ? CORE_MISC_CFG_PROC_PRECISION(NPU_PREC_FP16) | CORE_MISC_CFG_QD_EN : 0,
+	       fp16 ? "fp16 processing" : "int8 processing");
+	EXPECT(REG_DPU_DATA_FORMAT, DPU_DATA_FORMAT(out_prec, in_prec, in_prec),
+	       fp16 ? "fp16 in, fp32 out" : "int8 in, int32 out");
+	EXPECT(REG_DPU_BS_OW_CFG, DPU_BS_OW_CFG(size_e), "surfaces per kernel group, OD bypassed");
 #undef EXPECT
 	return NPU_OK;
 }
