@@ -9,6 +9,7 @@
  *
  * All functions return NPU_OK (0) or a negative npu_status; npu_error() then holds a message for
  * the calling thread naming what failed (with errno text for ioctl failures). Nothing aborts.
+ * A device is used from one thread at a time (its lanes keep scratch buffers between calls).
  */
 #ifndef NPU_NPU_H
 #define NPU_NPU_H
