@@ -136,7 +136,7 @@ def test_bound_cores_without_accel_node(tree: Tree) -> None:
     bind_cores(tree, runtime_status="active")
     facts = probe(str(tree.root))
     assert facts["verdict"] == "no-device-node"
-    assert facts["bound_cores"] == [{"device": d, "runtime_status": "active"}
+    assert facts["bound_cores"] == [{"device": d, "runtime_status": "active", "functional": None}
                                     for d in ("fdab0000.npu", "fdac0000.npu", "fdad0000.npu")]
 
 
@@ -163,6 +163,7 @@ def test_ready(tree: Tree) -> None:
     assert facts["accel_nodes"][0]["name"] == "rocket"
     assert facts["clock_rate_hz"] == 200_000_000
     assert facts["selftest"] is None  # not installed
+    assert {core["functional"] for core in facts["bound_cores"]} == {None}
 
 
 def write_npu_probe(tree: Tree, ok: bool, exit_code: int = 0) -> None:
@@ -176,6 +177,7 @@ def test_failed_selftest(tree: Tree) -> None:
     facts = probe(str(tree.root), read_version=recorded_rocket_version, npu_probe_path="/usr/local/bin/npu-probe")
     assert facts["verdict"] == "selftest-failed"
     assert facts["selftest"]["cores"] == [{"core": 0, "functional": False}]
+    assert [core["functional"] for core in facts["bound_cores"]] == [False, False, False]
 
 
 def test_passed_selftest_is_ready(tree: Tree) -> None:
@@ -184,6 +186,8 @@ def test_passed_selftest_is_ready(tree: Tree) -> None:
     facts = probe(str(tree.root), read_version=recorded_rocket_version, npu_probe_path="/usr/local/bin/npu-probe")
     assert facts["verdict"] == "ready"
     assert facts["selftest"]["ok"] is True
+    # the stub reports core 0 only: the others count as not functional
+    assert [core["functional"] for core in facts["bound_cores"]] == [True, False, False]
 
 
 def test_selftest_that_prints_no_json_fails(tree: Tree) -> None:

@@ -285,6 +285,21 @@ def run_selftest(sysroot: SysRoot, npu_probe_path: str | None) -> dict[str, Any]
     return report
 
 
+def core_functional(selftest: dict[str, Any] | None, index: int) -> bool | None:
+    """Whether npu-probe's self-test GEMM passed on core `index`; None when npu-probe did not run.
+
+    npu-probe numbers cores by its lanes (one accel fd each, jobs submitted together so the driver
+    places them on different cores); bound cores are listed in address order. Both are 0..2 on
+    RK3588; docs/hardware-validation.md says how to confirm the mapping on a board.
+    """
+    if selftest is None:
+        return None
+    for entry in selftest.get("cores") or []:
+        if isinstance(entry, dict) and entry.get("core") == index:
+            return entry.get("functional") is True
+    return False  # no result for this core: npu-probe failed before testing it
+
+
 def decide_verdict(facts: dict[str, Any]) -> str:
     cores = facts["device_tree"]["cores"]
     if not cores:
@@ -330,6 +345,8 @@ def probe(root: str = "/", read_version: VersionReader = drm_version,
         "kernel_log": kernel_log_lines(sysroot),
     }
     facts["selftest"] = run_selftest(sysroot, npu_probe_path) if facts["accel_nodes"] else None
+    for index, core in enumerate(facts["bound_cores"]):
+        core["functional"] = core_functional(facts["selftest"], index)
     verdict = decide_verdict(facts)
     facts["verdict"] = verdict
     facts["message"] = VERDICTS[verdict]

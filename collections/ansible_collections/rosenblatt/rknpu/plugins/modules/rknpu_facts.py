@@ -23,8 +23,11 @@ options:
     default: /
   npu_probe_path:
     description:
-      - Path of the C(npu-probe) self-test program on the target. When it exists and an accel node is
-        present, its JSON result is added as C(selftest) and a failed self-test gives C(selftest-failed).
+      - Path of the C(npu-probe) self-test program on the target (built from C(userspace/npu-probe)).
+        When it exists and an accel node is present, it runs a GEMM on every NPU core against a CPU
+        reference; its JSON result is added as C(selftest), each entry of C(bound_cores) gets
+        C(functional) (true/false, null when npu-probe did not run) and a failed self-test gives
+        C(selftest-failed).
     type: path
     default: /usr/local/bin/npu-probe
 author:
@@ -50,7 +53,8 @@ ansible_facts:
       description: >-
         kernel_release, kernel_config, device_tree (cores with status, supplies, IOMMU),
         module (state loaded/builtin/available/absent), accel_nodes (driver name, version, errors),
-        bound_cores (runtime PM status), deferred_devices, clock_rate_hz, kernel_log, selftest,
+        bound_cores (runtime PM status, functional from the npu-probe self-test), deferred_devices,
+        clock_rate_hz, kernel_log, selftest,
         verdict, message.
       type: dict
       returned: always

@@ -1,0 +1,446 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Prepared weights and the GEMM call: weight tiles placed once per lane, activations converted per
+ * call, one job per lane (tasks in order, then a completion-canary task), outputs gathered back.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdlib.h>
+#include <string.h>
+
+#include "npu_internal.h"
+
+#define JOB_WAIT_NS INT64_C(5000000000) /* the driver resets a job after 500 ms; this only bounds a stuck wait */
+#define CANARY_ROWS 4u
+#define CANARY_CHANNELS 32u
+#define CANARY_FEATURE_BYTES (2u * CANARY_ROWS * NPU_ATOM_BYTES)       /* 32 int8 channels = 2 surfaces */
+#define CANARY_INPUT_BYTES (CANARY_FEATURE_BYTES + CANARY_CHANNELS * CANARY_CHANNELS)
+#define CANARY_OUTPUT_BYTES (CANARY_CHANNELS / 4 * CANARY_ROWS * NPU_ATOM_BYTES)
+#define CANARY_POISON 0x7fu /* int32 0x7f7f7f7f: no int8 x identity product can produce it */
+
+struct weight_lane {
+	struct npu_bo bo;
+	int placed;
+	size_t bytes;
+};
+
+struct npu_weight {
+	struct npu_weight_plan plan;
+	struct weight_lane lanes[NPU_MAX_LANES];
+	unsigned *tile_lane;       /* [n_tiles] */
+	unsigned *tile_channel;    /* [n_tiles]: first output channel of the tile inside its lane */
+	uint32_t *tile_offset;     /* [n_tiles * k_tiles]: byte offset of the tile in its lane's BO */
+	unsigned lane_channels[NPU_MAX_LANES];
+	float *column_scales;      /* [n] or NULL (1.0) */
+};
+
+static size_t align64(size_t value)
+{
+	return (value + 63) & ~(size_t)63;
+}
+
+int npu_weight_prepare(struct npu_dev *dev, enum npu_precision precision, unsigned n, unsigned k,
+		       const void *b_nk, const struct npu_weight_options *options, struct npu_weight **out)
+{
+	if (!dev || !b_nk || !out)
+		return npu_fail(NPU_ERR_INVALID, "npu_weight_prepare: NULL argument");
+	*out = NULL;
+	struct npu_weight_options defaults = {NPU_PLACE_SPLIT_N, 0};
+	if (!options)
+		options = &defaults;
+	if (options->placement == NPU_PLACE_LANE && options->lane >= dev->info.lanes)
+		return npu_fail(NPU_ERR_INVALID, "weight placement on lane %u: the device has %u lanes", options->lane,
+				dev->info.lanes);
+	if (options->placement != NPU_PLACE_LANE && options->placement != NPU_PLACE_SPLIT_N)
+		return npu_fail(NPU_ERR_INVALID, "weight placement %d unknown", (int)options->placement);
+	struct npu_weight *w = calloc(1, sizeof *w);
+	if (!w)
+		return npu_fail(NPU_ERR_NOMEM, "out of memory");
+	unsigned min_tiles = options->placement == NPU_PLACE_SPLIT_N ? dev->info.lanes : 1;
+	int status = npu_plan_weights(precision, n, k, min_tiles, &w->plan);
+	if (status) {
+		free(w);
+		return status;
+	}
+	const struct npu_weight_plan *p = &w->plan;
+	w->tile_lane = calloc(p->n_tiles, sizeof *w->tile_lane);
+	w->tile_channel = calloc(p->n_tiles, sizeof *w->tile_channel);
+	w->tile_offset = calloc((size_t)p->n_tiles * p->k_tiles, sizeof *w->tile_offset);
+	if (!w->tile_lane || !w->tile_channel || !w->tile_offset) {
+		npu_weight_free(dev, w);
+		return npu_fail(NPU_ERR_NOMEM, "out of memory");
+	}
+	/* Lay the tiles out lane by lane: tile j of N goes to lane j % lanes (split) or to one lane. */
+	for (unsigned j = 0; j < p->n_tiles; j++) {
+		unsigned lane = options->placement == NPU_PLACE_LANE ? options->lane : j % dev->info.lanes;
+		unsigned nt = npu_plan_n_tile(p, j, NULL);
+		w->tile_lane[j] = lane;
+		w->tile_channel[j] = w->lane_channels[lane];
+		w->lane_channels[lane] += nt;
+		for (unsigned i = 0; i < p->k_tiles; i++) {
+			unsigned kt = npu_plan_k_tile(p, i, NULL);
+			w->tile_offset[(size_t)j * p->k_tiles + i] = (uint32_t)w->lanes[lane].bytes;
+			w->lanes[lane].bytes += align64(npu_weight_tile_bytes(p, nt, kt));
+		}
+	}
+	for (unsigned lane = 0; lane < dev->info.lanes && !status; lane++) {
+		struct weight_lane *wl = &w->lanes[lane];
+		if (!wl->bytes)
+			continue;
+		status = npu_bo_create(dev, lane, wl->bytes, &wl->bo);
+		if (status)
+			break;
+		wl->placed = 1;
+		for (unsigned j = 0; j < p->n_tiles; j++) {
+			if (w->tile_lane[j] != lane)
+				continue;
+			unsigned n0, nt = npu_plan_n_tile(p, j, &n0);
+			for (unsigned i = 0; i < p->k_tiles; i++) {
+				unsigned k0, kt = npu_plan_k_tile(p, i, &k0);
+				uint8_t *tile = (uint8_t *)wl->bo.map + w->tile_offset[(size_t)j * p->k_tiles + i];
+				if (precision == NPU_INT8)
+					npu_weight_tile_from_rows_i8((int8_t *)tile, b_nk, k, n, k, n0, nt, k0, kt);
+				else
+					npu_weight_tile_from_rows_f16((uint16_t *)(void *)tile, b_nk, k, n, k, n0, nt, k0, kt);
+			}
+		}
+		status = npu_bo_cpu_end(dev, &wl->bo);
+	}
+	if (status) {
+		npu_weight_free(dev, w);
+		return status;
+	}
+	*out = w;
+	return NPU_OK;
+}
+
+void npu_weight_free(struct npu_dev *dev, struct npu_weight *w)
+{
+	if (!w)
+		return;
+	for (unsigned lane = 0; lane < NPU_MAX_LANES; lane++)
+		if (w->lanes[lane].placed)
+			npu_bo_destroy(dev, &w->lanes[lane].bo);
+	free(w->tile_lane);
+	free(w->tile_channel);
+	free(w->tile_offset);
+	free(w->column_scales);
+	free(w);
+}
+
+int npu_weight_set_column_scales(struct npu_weight *w, const float *column_scales)
+{
+	if (!w || !column_scales)
+		return npu_fail(NPU_ERR_INVALID, "npu_weight_set_column_scales: NULL argument");
+	if (w->plan.precision != NPU_INT8)
+		return npu_fail(NPU_ERR_INVALID, "column scales apply to INT8 weights only");
+	float *copy = malloc((size_t)w->plan.n * sizeof *copy);
+	if (!copy)
+		return npu_fail(NPU_ERR_NOMEM, "out of memory");
+	memcpy(copy, column_scales, (size_t)w->plan.n * sizeof *copy);
+	free(w->column_scales);
+	w->column_scales = copy;
+	return NPU_OK;
+}
+
+size_t npu_weight_lane_bytes(const struct npu_weight *w, unsigned lane)
+{
+	return lane < NPU_MAX_LANES ? w->lanes[lane].bytes : 0;
+}
+
+size_t npu_weight_total_bytes(const struct npu_weight *w)
+{
+	size_t total = 0;
+	for (unsigned lane = 0; lane < NPU_MAX_LANES; lane++)
+		total += w->lanes[lane].bytes;
+	return total;
+}
+
+/* Grows a scratch BO to at least size bytes (contents are not kept). */
+static int ensure_bo(struct npu_dev *dev, unsigned lane, struct npu_bo *bo, int *has, size_t size)
+{
+	if (*has && bo->size >= size)
+		return NPU_OK;
+	if (*has)
+		npu_bo_destroy(dev, bo);
+	*has = 0;
+	int status = npu_bo_create(dev, lane, size, bo);
+	if (!status)
+		*has = 1;
+	return status;
+}
+
+static int8_t canary_value(uint32_t sequence, unsigned m, unsigned k)
+{
+	if (m == 0 && k < 4) /* the sequence number itself, so a stale canary never matches */
+		return (int8_t)(uint8_t)(sequence >> (8 * k));
+	return (int8_t)(uint8_t)(sequence * 13u + m * 37u + k * 11u);
+}
+
+/* Canary task input: A = canary values (4 x 32), B = identity, so C = A. */
+static void write_canary_input(uint8_t *map, uint32_t sequence)
+{
+	int8_t a[CANARY_ROWS * CANARY_CHANNELS], b[CANARY_CHANNELS * CANARY_CHANNELS];
+	for (unsigned m = 0; m < CANARY_ROWS; m++)
+		for (unsigned k = 0; k < CANARY_CHANNELS; k++)
+			a[m * CANARY_CHANNELS + k] = canary_value(sequence, m, k);
+	memset(b, 0, sizeof b);
+	for (unsigned i = 0; i < CANARY_CHANNELS; i++)
+		b[i * CANARY_CHANNELS + i] = 1;
+	npu_layout_ops_portable()->feature_from_rows_i8(map, a, CANARY_ROWS, CANARY_CHANNELS, CANARY_CHANNELS,
+							CANARY_ROWS, CANARY_CHANNELS);
+	npu_weight_tile_from_rows_i8((int8_t *)(map + CANARY_FEATURE_BYTES), b, CANARY_CHANNELS, CANARY_CHANNELS,
+				     CANARY_CHANNELS, 0, CANARY_CHANNELS, 0, CANARY_CHANNELS);
+}
+
+static int check_canary(const uint8_t *output, uint32_t sequence, unsigned lane)
+{
+	for (unsigned m = 0; m < CANARY_ROWS; m++)
+		for (unsigned n = 0; n < CANARY_CHANNELS; n++) {
+			int32_t value;
+			memcpy(&value, output + npu_output_offset(m, n, CANARY_ROWS), sizeof value);
+			if (value != canary_value(sequence, m, n))
+				return npu_fail(NPU_ERR_JOB_LOST, "lane %u: the job's completion canary reads 0x%08x at "
+						"(%u, %u), expected %d: the driver rejected the job or reset it after "
+						"its timeout; results discarded", lane, (uint32_t)value, m, n,
+						canary_value(sequence, m, n));
+		}
+	return NPU_OK;
+}
+
+struct lane_job {
+	unsigned tasks;
+	size_t partial_bytes;  /* one K-tile's output for this lane's channels */
+	size_t canary_offset;  /* canary output inside the output BO */
+	uint32_t sequence;
+	int used;
+};
+
+static int build_lane_job(struct npu_dev *dev, const struct npu_weight *w, const struct npu_row_plan *rows,
+			  unsigned lane, const uint8_t *feature, size_t feature_bytes, struct lane_job *job)
+{
+	const struct npu_weight_plan *p = &w->plan;
+	struct npu_lane_scratch *s = &dev->scratch[lane];
+	unsigned tiles = 0;
+	for (unsigned j = 0; j < p->n_tiles; j++)
+		tiles += w->tile_lane[j] == lane;
+	job->tasks = tiles * p->k_tiles * rows->m_tiles + 1;
+	job->partial_bytes = align64(npu_output_bytes(rows->mp, w->lane_channels[lane]));
+	job->canary_offset = job->partial_bytes * p->k_tiles;
+	size_t regcmd_bytes = (size_t)job->tasks * NPU_TASK_WORDS * 8;
+	int status;
+	if ((status = ensure_bo(dev, lane, &s->feature, &s->has_feature, feature_bytes)) ||
+	    (status = ensure_bo(dev, lane, &s->output, &s->has_output, job->canary_offset + CANARY_OUTPUT_BYTES)) ||
+	    (status = ensure_bo(dev, lane, &s->regcmd, &s->has_regcmd, regcmd_bytes)) ||
+	    (status = ensure_bo(dev, lane, &s->canary_input, &s->has_canary, CANARY_INPUT_BYTES)))
+		return status;
+	memcpy(s->feature.map, feature, feature_bytes);
+
+	uint64_t *words = s->regcmd.map;
+	const struct npu_bo *wbo = &w->lanes[lane].bo;
+	unsigned task = 0;
+	for (unsigned j = 0; j < p->n_tiles; j++) {
+		if (w->tile_lane[j] != lane)
+			continue;
+		unsigned nt = npu_plan_n_tile(p, j, NULL);
+		for (unsigned i = 0; i < p->k_tiles; i++) {
+			unsigned k0, kt = npu_plan_k_tile(p, i, &k0);
+			for (unsigned r = 0; r < rows->m_tiles; r++) {
+				unsigned m0, mt = npu_plan_m_tile(rows, r, &m0);
+				struct npu_task_geometry g = {
+					.precision = p->precision, .mt = mt, .nt = nt, .kt = kt,
+					.feature_rows = rows->mp, .output_rows = rows->mp,
+					.feature_address = (uint32_t)(s->feature.dma_address +
+								      ((size_t)(k0 / p->feature_c2) * rows->mp + m0) * 16),
+					.weight_address = (uint32_t)(wbo->dma_address +
+								     w->tile_offset[(size_t)j * p->k_tiles + i]),
+					.output_address = (uint32_t)(s->output.dma_address + i * job->partial_bytes +
+								     ((size_t)(w->tile_channel[j] / 4) * rows->mp + m0) * 16),
+				};
+				if ((status = npu_emit_gemm_task(&g, words + (size_t)task * NPU_TASK_WORDS)))
+					return status;
+				task++;
+			}
+		}
+	}
+	job->sequence = ++s->sequence;
+	write_canary_input(s->canary_input.map, job->sequence);
+	memset((uint8_t *)s->output.map + job->canary_offset, CANARY_POISON, CANARY_OUTPUT_BYTES);
+	struct npu_task_geometry canary = {
+		.precision = NPU_INT8, .mt = CANARY_ROWS, .nt = CANARY_CHANNELS, .kt = CANARY_CHANNELS,
+		.feature_rows = CANARY_ROWS, .output_rows = CANARY_ROWS,
+		.feature_address = (uint32_t)s->canary_input.dma_address,
+		.weight_address = (uint32_t)(s->canary_input.dma_address + CANARY_FEATURE_BYTES),
+		.output_address = (uint32_t)(s->output.dma_address + job->canary_offset),
+	};
+	if ((status = npu_emit_gemm_task(&canary, words + (size_t)task * NPU_TASK_WORDS)))
+		return status;
+
+	if ((status = npu_bo_cpu_end(dev, &s->feature)) || (status = npu_bo_cpu_end(dev, &s->regcmd)) ||
+	    (status = npu_bo_cpu_end(dev, &s->canary_input)) || (status = npu_bo_cpu_end(dev, &s->output)))
+		return status;
+	struct npu_task *tasks = malloc(job->tasks * sizeof *tasks);
+	if (!tasks)
+		return npu_fail(NPU_ERR_NOMEM, "out of memory");
+	for (unsigned t = 0; t < job->tasks; t++) {
+		tasks[t].regcmd = (uint32_t)(s->regcmd.dma_address + (size_t)t * NPU_TASK_WORDS * 8);
+		tasks[t].regcmd_count = NPU_TASK_WORDS;
+	}
+	const struct npu_bo *in_bos[] = {&s->feature, &s->regcmd, &s->canary_input, wbo};
+	const struct npu_bo *out_bos[] = {&s->output};
+	status = npu_submit(dev, lane, tasks, job->tasks, in_bos, 4, out_bos, 1);
+	free(tasks);
+	job->used = !status;
+	return status;
+}
+
+/* Writes the lane's columns of C: int32 or fp32 sums, or (scaled) f32 = (float)acc * row * column. */
+struct gather_target {
+	void *c;                   /* int32_t / float [M][N] */
+	const float *row_scales;   /* non-NULL: INT8 output dequantized into float c */
+	const float *column_scales;
+};
+
+static void gather_lane(const struct npu_weight *w, const struct npu_row_plan *rows, unsigned lane,
+			const struct lane_job *job, const uint8_t *output, const struct gather_target *target)
+{
+	const struct npu_weight_plan *p = &w->plan;
+	const struct npu_layout_ops *ops = npu_layout_ops();
+	for (unsigned j = 0; j < p->n_tiles; j++) {
+		if (w->tile_lane[j] != lane)
+			continue;
+		unsigned n0, nt = npu_plan_n_tile(p, j, &n0);
+		if (n0 >= p->n)
+			continue;
+		unsigned columns = p->n - n0 < nt ? p->n - n0 : nt;
+		for (unsigned i = 0; i < p->k_tiles; i++) {
+			const uint8_t *src = output + i * job->partial_bytes + (size_t)(w->tile_channel[j] / 4) * rows->mp * 16;
+			if (target->row_scales)
+				ops->rows_from_output_i32_scaled((float *)target->c + n0, src, rows->m, columns, p->n, rows->mp,
+								 target->row_scales, target->column_scales + n0, 0);
+			else if (p->precision == NPU_INT8)
+				ops->rows_from_output_i32((int32_t *)target->c + n0, src, rows->m, columns, p->n, rows->mp, i > 0);
+			else
+				ops->rows_from_output_f32((float *)target->c + n0, src, rows->m, columns, p->n, rows->mp, i > 0);
+		}
+	}
+}
+
+static int run_gemm(struct npu_dev *dev, const struct npu_weight *w, unsigned m, const void *a_mk,
+		    const struct gather_target *target, struct npu_gemm_stats *stats, int64_t start)
+{
+	const struct npu_weight_plan *p = &w->plan;
+	struct npu_row_plan rows;
+	int status = npu_plan_rows(p, m, &rows);
+	if (status)
+		return status;
+	size_t feature_bytes = npu_feature_bytes(p, &rows);
+	uint8_t *feature = malloc(feature_bytes);
+	if (!feature)
+		return npu_fail(NPU_ERR_NOMEM, "out of memory for a %zu-byte feature map", feature_bytes);
+	if (p->precision == NPU_INT8)
+		npu_layout_ops()->feature_from_rows_i8(feature, a_mk, m, p->k, p->k, rows.mp, p->kp);
+	else
+		npu_layout_ops()->feature_from_rows_f16(feature, a_mk, m, p->k, p->k, rows.mp, p->kp);
+
+	struct lane_job jobs[NPU_MAX_LANES] = {0};
+	int lane_status[NPU_MAX_LANES] = {0};
+	unsigned tasks = 0, job_count = 0;
+	/* Submit on every lane first so the cores run in parallel, then wait. */
+	for (unsigned lane = 0; lane < dev->info.lanes && !status; lane++) {
+		if (!w->lanes[lane].placed)
+			continue;
+		status = build_lane_job(dev, w, &rows, lane, feature, feature_bytes, &jobs[lane]);
+		lane_status[lane] = status;
+		tasks += jobs[lane].tasks;
+		job_count++;
+	}
+	free(feature);
+	int first_error = status;
+	char message[512] = "";
+	if (first_error)
+		memcpy(message, npu_error(), sizeof message - 1);
+	for (unsigned lane = 0; lane < dev->info.lanes; lane++) {
+		if (!jobs[lane].used)
+			continue;
+		struct npu_lane_scratch *s = &dev->scratch[lane];
+		status = npu_bo_cpu_begin(dev, &s->output, JOB_WAIT_NS);
+		if (!status)
+			status = check_canary((const uint8_t *)s->output.map + jobs[lane].canary_offset, jobs[lane].sequence,
+					      lane);
+		if (!status)
+			gather_lane(w, &rows, lane, &jobs[lane], s->output.map, target);
+		lane_status[lane] = status;
+		if (status && !first_error) {
+			first_error = status;
+			memcpy(message, npu_error(), sizeof message - 1);
+		}
+	}
+	if (stats) {
+		stats->jobs = job_count;
+		stats->tasks = tasks;
+		stats->seconds = (double)(npu_monotonic_ns() - start) / 1e9;
+		memcpy(stats->lane_status, lane_status, sizeof lane_status);
+	}
+	if (first_error)
+		return npu_fail(first_error, "%s", message);
+	return NPU_OK;
+}
+
+int npu_gemm(struct npu_dev *dev, const struct npu_weight *w, unsigned m, const void *a_mk, void *c_mn,
+	     struct npu_gemm_stats *stats)
+{
+	if (!dev || !w || !a_mk || !c_mn)
+		return npu_fail(NPU_ERR_INVALID, "npu_gemm: NULL argument");
+	struct gather_target target = {c_mn, NULL, NULL};
+	return run_gemm(dev, w, m, a_mk, &target, stats, npu_monotonic_ns());
+}
+
+int npu_gemm_f32(struct npu_dev *dev, const struct npu_weight *w, unsigned m, const float *a_mk, float *c_mn,
+		 struct npu_gemm_stats *stats)
+{
+	if (!dev || !w || !a_mk || !c_mn)
+		return npu_fail(NPU_ERR_INVALID, "npu_gemm_f32: NULL argument");
+	if (m == 0)
+		return npu_fail(NPU_ERR_INVALID, "empty activation matrix: M=0");
+	int64_t start = npu_monotonic_ns();
+	const struct npu_weight_plan *p = &w->plan;
+	size_t count = (size_t)m * p->k;
+	const struct npu_layout_ops *ops = npu_layout_ops();
+	int status;
+	if (p->precision == NPU_FP16) {
+		uint16_t *a16 = malloc(count * sizeof *a16);
+		if (!a16)
+			return npu_fail(NPU_ERR_NOMEM, "out of memory");
+		ops->f32_to_fp16(a16, a_mk, count);
+		struct gather_target target = {c_mn, NULL, NULL};
+		status = run_gemm(dev, w, m, a16, &target, stats, start);
+		free(a16);
+		return status;
+	}
+	int8_t *q = malloc(count);
+	float *row_scales = malloc((size_t)m * sizeof *row_scales);
+	float *ones = w->column_scales ? NULL : malloc((size_t)p->n * sizeof *ones);
+	/* several K tiles: sum the exact int32 partials first, then dequantize once */
+	int32_t *sums = p->k_tiles > 1 ? malloc((size_t)m * p->n * sizeof *sums) : NULL;
+	if (!q || !row_scales || (!w->column_scales && !ones) || (p->k_tiles > 1 && !sums)) {
+		free(q), free(row_scales), free(ones), free(sums);
+		return npu_fail(NPU_ERR_NOMEM, "out of memory");
+	}
+	for (unsigned j = 0; ones && j < p->n; j++)
+		ones[j] = 1.0f;
+	const float *column_scales = w->column_scales ? w->column_scales : ones;
+	ops->quantize_rows_i8(q, row_scales, a_mk, m, p->k);
+	if (sums) {
+		struct gather_target target = {sums, NULL, NULL};
+		status = run_gemm(dev, w, m, q, &target, stats, start);
+		for (size_t i = 0; !status && i < (size_t)m * p->n; i++)
+			c_mn[i] = (float)sums[i] * row_scales[i / p->n] * column_scales[i % p->n];
+	} else {
+		struct gather_target target = {c_mn, row_scales, column_scales};
+		status = run_gemm(dev, w, m, q, &target, stats, start);
+	}
+	if (!status && stats)
+		stats->seconds = (double)(npu_monotonic_ns() - start) / 1e9;
+	free(q), free(row_scales), free(ones), free(sums);
+	return status;
+}

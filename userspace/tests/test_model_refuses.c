@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: MIT */
+/* The software model executes a valid hand-built task, and refuses, with a message naming the
+ * problem, every register, mode or access it does not model. */
+#include <string.h>
+
+#include "npu/jobs.h"
+#include "npu/layout.h"
+#include "npu_regs.h"
+#include "support.h"
+
+#define M 8u
+#define N 32u
+#define K 64u
+
+struct fixture {
+	struct npu_dev *dev;
+	struct npu_bo feature, weights, output, regcmd;
+	uint64_t words[NPU_TASK_WORDS];
+	int8_t a[M * K], b[N * K];
+};
+
+static void setup(struct fixture *f)
+{
+	f->dev = test_open_model(1);
+	CHECK_OK(npu_bo_create(f->dev, 0, 4096, &f->feature));
+	CHECK_OK(npu_bo_create(f->dev, 0, 4096, &f->weights));
+	CHECK_OK(npu_bo_create(f->dev, 0, 4096, &f->output));
+	CHECK_OK(npu_bo_create(f->dev, 0, 4096, &f->regcmd));
+	CHECK(f->feature.dma_address == 0, "the first BO should get NPU address 0 like the kernel's allocator");
+	test_fill_i8(f->a, sizeof f->a);
+	test_fill_i8(f->b, sizeof f->b);
+	npu_layout_ops()->feature_from_rows_i8(f->feature.map, f->a, M, K, K, M, K);
+	npu_weight_tile_from_rows_i8(f->weights.map, f->b, K, N, K, 0, N, 0, K);
+	struct npu_task_geometry g = {NPU_INT8, M, N, K, M, M, (uint32_t)f->feature.dma_address,
+				      (uint32_t)f->weights.dma_address, (uint32_t)f->output.dma_address};
+	CHECK_OK(npu_emit_gemm_task(&g, f->words));
+}
+
+static int submit(struct fixture *f, const uint64_t *words, uint32_t count, int output_listed)
+{
+	memcpy(f->regcmd.map, words, count * 8);
+	struct npu_task task = {(uint32_t)f->regcmd.dma_address, count};
+	const struct npu_bo *in[] = {&f->feature, &f->weights, &f->regcmd, &f->output};
+	const struct npu_bo *out[] = {&f->output};
+	return npu_submit(f->dev, 0, &task, 1, in, output_listed ? 3 : 4, out, output_listed ? 1 : 0);
+}
+
+static unsigned find(const uint64_t *words, uint16_t reg)
+{
+	for (unsigned i = 0; i < NPU_TASK_WORDS - 4; i++)
+		if ((words[i] & 0xffff) == reg)
+			return i;
+	CHECK(0, "register 0x%04x not in the stream", reg);
+	return 0;
+}
+
+static void set_value(uint64_t *words, uint16_t reg, uint32_t value)
+{
+	unsigned i = find(words, reg);
+	words[i] = (words[i] & ~(UINT64_C(0xffffffff) << 16)) | ((uint64_t)value << 16);
+}
+
+static void expect_refusal(struct fixture *f, const uint64_t *words, uint32_t count, int output_listed,
+			   const char *text)
+{
+	int status = submit(f, words, count, output_listed);
+	CHECK(status == NPU_ERR_REFUSED, "expected a refusal mentioning '%s', got %s: %s", text, npu_status_name(status),
+	      npu_error());
+	CHECK(strstr(npu_error(), text), "refusal '%s' does not mention '%s'", npu_error(), text);
+}
+
+int main(void)
+{
+	test_seed("model_refuses");
+	struct fixture f;
+	setup(&f);
+	/* the valid task computes C = A x B into the NC1HWC2 output */
+	CHECK_OK(submit(&f, f.words, NPU_TASK_WORDS, 1));
+	int32_t expected[M * N], got[M * N];
+	reference_gemm_i8(expected, f.a, f.b, M, N, K);
+	npu_layout_ops()->rows_from_output_i32(got, f.output.map, M, N, N, M, 0);
+	CHECK(memcmp(expected, got, sizeof got) == 0, "hand-built task computed a wrong result");
+
+	uint64_t w[NPU_TASK_WORDS];
+	memcpy(w, f.words, sizeof w);
+	w[find(w, REG_CORE_UNDOCUMENTED_3030)] = npu_regcmd_word(NPU_TARGET_CORE | 1, 0x3034, 0);
+	expect_refusal(&f, w, NPU_TASK_WORDS, 1, "register 0x3034");
+
+	memcpy(w, f.words, sizeof w);
+	w[find(w, REG_DPU_S_POINTER)] = npu_regcmd_word(NPU_TARGET_PC | 1, 0x6004, 0xe); /* PPU block */
+	expect_refusal(&f, w, NPU_TASK_WORDS, 1, "PPU block");
+
+	memcpy(w, f.words, sizeof w);
+	unsigned i = find(w, REG_CNA_CBUF_CON1);
+	w[i] = (w[i] & UINT64_C(0x0000ffffffffffff)) | ((uint64_t)(NPU_TARGET_DPU | 1) << 48);
+	expect_refusal(&f, w, NPU_TASK_WORDS, 1, "target 0x1001");
+
+	memcpy(w, f.words, sizeof w);
+	set_value(w, REG_CORE_CLIP_TRUNCATE, 1);
+	expect_refusal(&f, w, NPU_TASK_WORDS, 1, "CORE_CLIP_TRUNCATE");
+
+	memcpy(w, f.words, sizeof w);
+	set_value(w, REG_CNA_CONV_CON1, 3); /* depthwise */
+	expect_refusal(&f, w, NPU_TASK_WORDS, 1, "CNA_CONV_CON1");
+
+	memcpy(w, f.words, sizeof w);
+	set_value(w, REG_DPU_DATA_FORMAT, 0); /* int8 output needs the BS/OUT_CVT path */
+	expect_refusal(&f, w, NPU_TASK_WORDS, 1, "DPU_DATA_FORMAT");
+
+	memcpy(w, f.words, sizeof w);
+	set_value(w, REG_CORE_DATAOUT_SIZE_1, N - 2);
+	expect_refusal(&f, w, NPU_TASK_WORDS, 1, "CORE_DATAOUT_SIZE");
+
+	memcpy(w, f.words, sizeof w);
+	set_value(w, REG_CNA_CBUF_CON0, CNA_CBUF_CON0(12, 0));
+	expect_refusal(&f, w, NPU_TASK_WORDS, 1, "CNA_CBUF_CON0");
+
+	memcpy(w, f.words, sizeof w);
+	w[find(w, REG_CNA_PAD_CON1)] = w[find(w, REG_CNA_PAD_CON0)]; /* PAD_CON1 never written */
+	expect_refusal(&f, w, NPU_TASK_WORDS, 1, "never writes CNA_PAD_CON1");
+
+	memcpy(w, f.words, sizeof w);
+	w[NPU_TASK_WORDS - 1] = npu_regcmd_word(NPU_TARGET_OP_ENABLE, REG_PC_OPERATION_ENABLE, 0x1d);
+	expect_refusal(&f, w, NPU_TASK_WORDS, 1, "op_en");
+
+	expect_refusal(&f, f.words, NPU_TASK_WORDS - 1, 1, "odd");
+	expect_refusal(&f, f.words, NPU_TASK_WORDS - 2, 1, "needs 96");
+	memcpy(w, f.words, sizeof w);
+	w[NPU_TASK_WORDS - 2] = 0; /* marker missing before op_en */
+	expect_refusal(&f, w, NPU_TASK_WORDS, 1, "0x0041 marker");
+
+	memcpy(w, f.words, sizeof w);
+	set_value(w, REG_CNA_FEATURE_DATA_ADDR, (uint32_t)f.feature.dma_address + 4096 - 64);
+	expect_refusal(&f, w, NPU_TASK_WORDS, 1, "past the end");
+
+	memcpy(w, f.words, sizeof w);
+	set_value(w, REG_DPU_DST_BASE_ADDR, 0x40000000);
+	expect_refusal(&f, w, NPU_TASK_WORDS, 1, "not inside any BO");
+
+	expect_refusal(&f, f.words, NPU_TASK_WORDS, 0, "not listed as a job output");
+
+	npu_close(f.dev);
+	printf("model_refuses: ok\n");
+	return 0;
+}
