@@ -47,7 +47,8 @@ def test_build_install_run_and_rerun_is_a_no_op(sdist: Path) -> None:
     installed = Path(state["path"])
     assert (installed.parent / "current").resolve() == installed
     manifest = json.loads((installed / "manifest.json").read_text())
-    assert set(manifest["files"]) >= {"bin/llama-completion", "bin/llama-bench", "LICENSE.llama.cpp"}
+    assert set(manifest["files"]) >= {"bin/llama-completion", "bin/llama-bench", "bin/npu-probe", "LICENSE.llama.cpp"}
+    assert manifest["links"]["lib/libnpu.so.0"] == "libnpu.so.0.1.0"
     assert manifest["links"]["lib/libllama.so.0"].startswith("libllama.so.0.")
     assert manifest["files"][f"lib/{manifest['links']['lib/libggml-base.so.0']}"]
     assert "-DGGML_CPU_ARM_ARCH=armv8.2-a+dotprod+fp16" in manifest["cmake_options"]
@@ -74,6 +75,17 @@ def test_installed_llama_runs_the_real_model_under_qemu(sdist: Path) -> None:
     assert result.stdout.startswith("The capital of France is")
     assert len(result.stdout) > len("The capital of France is") + 3  # it generated text
     assert "DOTPROD = 1" in result.stderr  # built for the A76's dot product instructions
+
+
+def test_installed_npu_probe_passes_its_self_test_on_the_software_model_under_qemu() -> None:
+    installed = CACHE / "standin" / "runtime" / "current"
+    assert (installed / "bin" / "npu-probe").exists(), "run the build test first (same module)"
+    result = subprocess.run(["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu", str(installed / "bin" / "npu-probe"),
+                             "--model"], capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["backend"] == "model"
+    assert [core["functional"] for core in report["cores"]] == [True, True, True]
 
 
 def test_check_mode_on_a_fresh_controller_builds_and_installs_nothing(sdist: Path, tmp_path: Path) -> None:
