@@ -78,7 +78,8 @@ def test_refuses_a_mounted_device(tmp_path: Path, loop_device: str, image: tuple
     mount_point.mkdir()
     subprocess.run(["mount", loop_device, str(mount_point)], check=True)
     try:
-        result = _flash(tmp_path, {"method": "block-device", "device": loop_device, "size_bytes": DEVICE_BYTES}, image)
+        flash = {"method": "block-device", "device": loop_device, "size_bytes": DEVICE_BYTES}
+        result = _flash(tmp_path, flash, image)
         assert result.returncode != 0
         assert f"refusing to write {loop_device}: {loop_device} is mounted on {mount_point}" in result.stdout
         # The mounted file system is still there (ext4 magic), the image is not.
@@ -107,7 +108,8 @@ def test_refuses_the_controllers_root_disk(tmp_path: Path, image: tuple[Path, st
     # In check mode: should the guard fail, nothing is written all the same.
     [disk] = sorted(root_disks())
     size = int(Path(f"/sys/class/block/{disk}/size").read_text()) * 512
-    result = _flash(tmp_path, {"method": "block-device", "device": f"/dev/{disk}", "size_bytes": size}, image, "--check")
+    flash = {"method": "block-device", "device": f"/dev/{disk}", "size_bytes": size}
+    result = _flash(tmp_path, flash, image, "--check")
     assert result.returncode != 0
     assert f"/dev/{disk} holds the controller's root file system" in result.stdout
 
@@ -141,4 +143,5 @@ def test_rkdeveloptool_needs_the_users_loader(tmp_path: Path, image: tuple[Path,
 def test_bad_flash_input_is_named(tmp_path: Path, image: tuple[Path, str]) -> None:
     result = _flash(tmp_path, {"method": "dd", "size_bytes": DEVICE_BYTES}, image)
     assert result.returncode != 0
-    assert "value of flash_image_method must be one of: block-device, rkdeveloptool, got: dd" in result.stdout
+    assert "scratch: board_flash is {'method': 'dd', 'size_bytes': 67108864} (expected {method: block-device" \
+        in result.stdout

@@ -7,7 +7,6 @@ import json
 import re
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
@@ -16,7 +15,7 @@ from tests.virtual.conftest import INVENTORY, VirtualBoard, start_board, stop_bo
 
 
 def _recap(output: str) -> str:
-    return output.split("PLAY RECAP")[-1]
+    return output.rsplit("PLAY RECAP", maxsplit=1)[-1]
 
 
 def test_image_manifest_describes_the_image(virtual_board: VirtualBoard) -> None:

@@ -11,6 +11,7 @@ names them, are what the inventory says; the image fits. After writing, the writ
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -160,10 +161,8 @@ def guard(device: str, size_bytes: int, image_size: int, serial: str | None = No
 
 
 def _drop_cache(fd: int) -> None:
-    try:
+    with contextlib.suppress(OSError):  # not every block driver implements BLKFLSBUF
         fcntl.ioctl(fd, BLKFLSBUF, 0)
-    except OSError:
-        pass
     os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
 
 

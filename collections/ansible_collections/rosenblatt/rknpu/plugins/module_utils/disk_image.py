@@ -115,7 +115,7 @@ def split_tree(rootfs: str, work: str) -> dict[str, str]:
     return {"EFI": esp, "boot": boot, "root": rootfs}
 
 
-def assemble(rootfs: str, dest: str, partitions: list[Partition], image_size: int, disk_guid: str,
+def assemble(rootfs: str, dest: str, partitions: list[Partition], image_size: int, *, disk_guid: str,
              fs_ids: dict[str, str]) -> dict[str, Any]:
     """Write the image to dest (through dest.partial, renamed when complete); the rootfs tree is consumed."""
     missing = [tool for tool in TOOLS if shutil.which(tool) is None]

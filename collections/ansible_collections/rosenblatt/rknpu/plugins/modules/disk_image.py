@@ -106,7 +106,8 @@ def main() -> None:
         if module.check_mode:
             module.exit_json(changed=True, image={"path": params["dest"], "size_bytes": size,
                                                   "partitions": [p.as_dict() for p in partitions]})
-        image = assemble(params["rootfs"], params["dest"], partitions, size, params["disk_guid"], params["fs_ids"])
+        image = assemble(params["rootfs"], params["dest"], partitions, size, disk_guid=params["disk_guid"],
+                         fs_ids=params["fs_ids"])
     except (ImageError, OSError) as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(changed=True, image=image)

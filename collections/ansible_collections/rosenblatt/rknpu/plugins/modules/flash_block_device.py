@@ -16,12 +16,12 @@ description:
     differ, or when the image does not fit.
   - Reads the first (image size) bytes of the device; when their sha256 is already O(sha256), nothing is
     written (changed=false). Else writes the image (device opened with O_EXCL, so the kernel refuses a
-    device claimed meanwhile), flushes it, drops the cache and reads the range back: its sha256 must be
+    device claimed meanwhile), flushes it, drops the cache and reads the range back, whose sha256 must be
     O(sha256).
   - Check mode runs every guard and the comparison, and reports what would be written.
 options:
   device:
-    description: The block device (a /dev/disk/by-id/ path is best: it names the medium, not a slot).
+    description: The block device (a /dev/disk/by-id/ path is best, as it names the medium, not a slot).
     type: path
     required: true
   image:
@@ -58,7 +58,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 device:
-  description: What the controller knows of the device (path, name, size_bytes, serial, model).
+  description: What the controller knows of the device, with path, name, size_bytes, serial and model.
   type: dict
   returned: always
 action:
