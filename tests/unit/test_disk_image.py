@@ -46,7 +46,7 @@ def _ext4_file(image: Path, offset: int, size: int, path: str) -> str:
 def test_layout_leaves_room_for_boot_firmware_and_the_backup_gpt() -> None:
     partitions, size = plan_layout(16, 64, 512, 2048, PARTUUIDS)
     assert [(p.name, p.start_mib, p.size_mib, p.type_code) for p in partitions] == [
-        ("EFI", 16, 64, "EF00"), ("boot", 80, 512, "8300"), ("root", 592, 2048, "8305")]
+        ("boot", 16, 512, "8300"), ("EFI", 528, 64, "EF00"), ("root", 592, 2048, "8305")]
     assert size == (592 + 2048 + 1) * MIB
 
 
@@ -65,10 +65,10 @@ def test_assembles_a_gpt_image_with_each_tree_in_its_partition(tmp_path: Path) -
     assert not (tmp_path / "disk.img.partial").exists()
     table = subprocess.run(["sgdisk", "--print", str(image)], capture_output=True, text=True, check=True).stdout
     assert "EF00  EFI" in table and "8300  boot" in table and "8305  root" in table
-    attributes = subprocess.run(["sgdisk", "--attributes=2:show", str(image)], capture_output=True, text=True,
+    attributes = subprocess.run(["sgdisk", "--attributes=1:show", str(image)], capture_output=True, text=True,
                                 check=True).stdout
     assert "legacy BIOS bootable" in attributes
-    esp, boot, root = partitions
+    boot, esp, root = partitions
     listing = subprocess.run(["mdir", "-b", "-i", f"{image}@@{esp.offset}", "::/EFI/BOOT"], capture_output=True,
                              text=True, check=True, env=dict(os.environ, MTOOLS_SKIP_CHECK="1")).stdout
     assert "BOOTAA64.EFI" in listing

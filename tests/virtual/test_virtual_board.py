@@ -32,9 +32,9 @@ def test_image_manifest_describes_the_image(virtual_board: VirtualBoard) -> None
     for package in ("openssh-server", "python3", "kexec-tools", "initramfs-tools", "grub-efi-arm64-bin"):
         assert package in manifest["packages"], package
     assert [(p["name"], p["mountpoint"]) for p in manifest["partitions"]] == [
-        ("EFI", "/boot/efi"), ("boot", "/boot"), ("root", "/")]
+        ("boot", "/boot"), ("EFI", "/boot/efi"), ("root", "/")]
     table = subprocess.run(["sgdisk", "--print", str(path)], capture_output=True, text=True, check=True).stdout
-    assert re.search(r"^\s+1\s+.*EF00\s+EFI$", table, re.MULTILINE), table
+    assert re.search(r"^\s+2\s+.*EF00\s+EFI$", table, re.MULTILINE), table
     assert re.search(r"^\s+3\s+.*8305\s+root$", table, re.MULTILINE), table
 
 

@@ -1,6 +1,6 @@
 # Copyright: rosenblatt developers
 # MIT License
-"""Assemble a GPT disk image (EFI system, boot and root partitions) from a root file system tree.
+"""Assemble a GPT disk image (boot, EFI system and root partitions) from a root file system tree.
 
 The layout is documented in docs/board-image.md. No loop device and no mount: each file system is
 created directly inside the image file at its partition's offset (`mkfs.fat --offset`,
@@ -63,7 +63,9 @@ def plan_layout(first_mib: int, esp_mib: int, boot_mib: int, root_mib: int,
     partitions = []
     start = first_mib
     for number, (name, type_code, size, mountpoint) in enumerate(
-            (("EFI", TYPE_ESP, esp_mib, "/boot/efi"), ("boot", TYPE_LINUX, boot_mib, "/boot"),
+            # boot first: U-Boot's distro boot scans partitions in order, the EFI system partition
+            # counts as bootable too, and one with an EFI binary would be booted before extlinux.conf.
+            (("boot", TYPE_LINUX, boot_mib, "/boot"), ("EFI", TYPE_ESP, esp_mib, "/boot/efi"),
              ("root", TYPE_ROOT_ARM64, root_mib, "/")), start=1):
         partitions.append(Partition(number, name, type_code, start, size, partuuids[name], mountpoint))
         start += size
@@ -145,10 +147,10 @@ def assemble(rootfs: str, dest: str, partitions: list[Partition], image_size: in
                    "--typecode=%d:%s" % (partition.number, partition.type_code),
                    "--change-name=%d:%s" % (partition.number, partition.name),
                    "--partition-guid=%d:%s" % (partition.number, partition.partuuid)]
+    boot, esp, root = partitions
     # U-Boot's distro boot scans partitions flagged "legacy BIOS bootable" for extlinux.conf.
-    sgdisk += ["--attributes=2:set:2", partial]
+    sgdisk += ["--attributes=%d:set:2" % boot.number, partial]
     _run(sgdisk)
-    esp, boot, root = partitions
     _run(["mkfs.fat", "-F", "32", "-s", "1", "-n", "EFI", "-i", fs_ids["EFI"], "--offset=%d" % (esp.offset // SECTOR),
           partial, str(esp.size // 1024)])
     entries = sorted(os.listdir(trees["EFI"]))
