@@ -112,4 +112,4 @@ def test_uboot_extlinux_chain_boots_the_same_image() -> None:
     finally:
         stopped = stop_board("virtual-uboot")
     assert stopped.returncode == 0, stopped.stdout
-    assert re.search(r"virtual-uboot: stopped \((powerdown|terminate) in", stopped.stdout), stopped.stdout
+    assert re.search(r"virtual-uboot: stopped\s+\((powerdown|terminate) in", stopped.stdout), stopped.stdout
