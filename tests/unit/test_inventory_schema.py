@@ -78,3 +78,14 @@ def test_shared_board_needs_confirmation_naming_it() -> None:
         "-e rosenblatt_confirm=boltzmann to confirm for this run"]
     assert confirmation_problems(fleet, "spare,boltzmann") == []
     assert confirmation_problems(fleet, "boltzman") != []
+
+
+def test_network_and_flash_descriptions_are_checked() -> None:
+    good = board(board_network={"mode": "static", "address": "192.0.2.10/24", "gateway": "192.0.2.1"},
+                 board_flash={"method": "block-device", "device": "/dev/disk/by-id/usb-x", "size_bytes": 64 << 30})
+    assert validate_fleet({"b1": good}) == []
+    problems = validate_fleet({"b1": board(board_network={"mode": "static", "address": "192.0.2.10"},
+                                           board_flash={"method": "rkdeveloptool", "size_bytes": 1})})
+    assert [problem.split(" (expected")[0] for problem in problems] == [
+        "b1: board_network is {'mode': 'static', 'address': '192.0.2.10'}",
+        "b1: board_flash is {'method': 'rkdeveloptool', 'size_bytes': 1}"]

@@ -41,6 +41,25 @@ def _is_address(value: Any) -> bool:
         return not re.fullmatch(r"[0-9.]+", value) and bool(HOSTNAME.match(value))
 
 
+def _network_ok(value: dict) -> bool:
+    if value.get("mode") == "dhcp":
+        return True
+    try:
+        ipaddress.ip_interface(value.get("address"))
+    except ValueError:
+        return False
+    return value.get("mode") == "static" and "/" in str(value.get("address"))
+
+
+def _flash_ok(value: dict) -> bool:
+    size = value.get("size_bytes")
+    if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+        return False
+    if value.get("method") == "block-device":
+        return str(value.get("device", "")).startswith("/dev/")
+    return value.get("method") == "rkdeveloptool" and str(value.get("loader", "")).startswith("/")
+
+
 def _is_url_or_path(value: Any) -> bool:
     return isinstance(value, str) and bool(re.match(r"^(https?://[^\s/]+/\S+|file:///\S+|/\S+)$", value))
 
@@ -68,6 +87,11 @@ HOST_FIELDS: dict[str, Field] = {
     "board_serial_console": Field((dict, type(None)), "null or {device: /dev/..., baud: N}", required=False,
                                   check=lambda v: v is None or (isinstance(v.get("device"), str)
                                                                 and isinstance(v.get("baud"), int))),
+    "board_network": Field(dict, "{mode: dhcp} or {mode: static, address: a.b.c.d/prefix, gateway: ..., dns: [...]}",
+                           required=False, check=_network_ok),
+    "board_flash": Field(dict, "{method: block-device, device: /dev/..., size_bytes: N, serial: ..., model: ...} or "
+                         "{method: rkdeveloptool, loader: /path/to/loader.bin, size_bytes: N}",
+                         required=False, check=_flash_ok),
     "rosenblatt_kernel_tag": Field(str, "a kernel tag such as v7.2.13",
                                    check=lambda v: bool(re.match(r"^v\d+\.\d+", v))),
     "rosenblatt_llama_cpp_tag": Field(str, "a llama.cpp tag such as b7000", check=lambda v: bool(v.strip())),
