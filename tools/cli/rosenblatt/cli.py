@@ -37,6 +37,10 @@ PLAYBOOKS: dict[str, list[str]] = {
 }
 
 
+# The virtual board has its own inventory; everything else defaults to the real fleet.
+DEFAULT_INVENTORY = {"virtual": "tests/inventory/virtual"}
+
+
 class BadInput(Exception):
     """Refused before anything ran; the message names the bad value."""
 
@@ -58,7 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rosenblatt", description=__doc__.splitlines()[0], epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"rosenblatt {__version__}")
-    parser.add_argument("-i", "--inventory", type=Path, help="inventory folder (default: the project's inventory/)")
+    parser.add_argument("-i", "--inventory", type=Path,
+                        help="inventory folder (default: inventory/; for virtual: tests/inventory/virtual)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout (progress on stderr)")
     parser.add_argument("--check", action="store_true", help="show the plan; change nothing (ansible --check)")
     parser.add_argument("--confirm", metavar="BOARDS",
@@ -192,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         project = project_dir()
         use_collections(project)
-        inventory = (args.inventory or project / "inventory").resolve()
+        inventory = (args.inventory or project / DEFAULT_INVENTORY.get(args.command, "inventory")).resolve()
         if not inventory.exists():
             raise BadInput(f"inventory {inventory} does not exist")
         if args.command == "board":
