@@ -37,6 +37,7 @@ class Definition:
     enclosing: list[str] = field(default_factory=list)  # `if`, `menu ... depends on`, `choice ... depends on`
     prompt_condition: str | None = None
     has_prompt: bool = False
+    kind: str = ""  # bool, tristate, string, int or hex
 
 
 @dataclass
@@ -65,91 +66,106 @@ def _indent(line: str) -> int:
     return len(line.expandtabs(8)) - len(line.expandtabs(8).lstrip())
 
 
+def _without_help(lines: list[str]) -> list[str]:
+    """The lines that are not help text (Kconfig: help text is indented at least as much as its first line)."""
+    kept: list[str] = []
+    in_help, help_indent = False, 0
+    for line in lines:
+        stripped = line.strip()
+        if in_help:
+            if not stripped:
+                continue
+            help_indent = help_indent or _indent(line)
+            if _indent(line) >= help_indent:
+                continue
+            in_help = False
+        if _HELP.match(stripped):
+            in_help, help_indent = True, 0
+        elif stripped and not stripped.startswith("#"):
+            kept.append(re.sub(r"\s+#.*$", "", stripped) if '"' not in stripped else stripped)
+    return kept
+
+
+class _Reader:
+    """Follows `source` from the top-level Kconfig. Conditions opened by if/menu/choice carry across
+    `source`, so one stack serves all files."""
+
+    def __init__(self, srctree: str, srcarch: str) -> None:
+        self.srctree, self.srcarch = srctree, srcarch
+        self.tree = KconfigTree()
+        self.stack: list[tuple[str, str | None]] = []
+
+    def read(self, path: str) -> None:
+        current: tuple[str, Definition] | None = None  # (symbol, definition) of the open config block
+        block: str | None = None  # "config", "menu" or "choice": what a `depends on` line belongs to
+        for stripped in _without_help(_logical_lines(path)):
+            entry, source = _ENTRY.match(stripped), _SOURCE.match(stripped)
+            keyword, _, rest = stripped.partition(" ")
+            if entry:
+                definition = Definition(file=os.path.relpath(path, self.srctree),
+                                        enclosing=[c for _, c in self.stack if c])
+                self.tree.definitions.setdefault(entry.group(2), []).append(definition)
+                current, block = (entry.group(2), definition), "config"
+            elif source:
+                current, block = None, None
+                self.source(source, path)
+            elif keyword in ("if", "endif", "menu", "choice", "endmenu", "endchoice", "comment", "mainmenu"):
+                current, block = None, self.structure(keyword, rest.strip(), path)
+            elif stripped.startswith("depends on "):
+                self.depends(stripped[len("depends on "):].strip(), block, current)
+            elif block == "config" and current:
+                _config_attribute(stripped, keyword, rest.strip(), current, self.tree)
+
+    def structure(self, keyword: str, rest: str, path: str) -> str | None:
+        """Opens or closes an if/menu/choice; returns what a following `depends on` belongs to."""
+        if keyword == "if":
+            self.stack.append(("if", rest))
+        elif keyword in ("menu", "choice"):
+            self.stack.append((keyword, None))
+            return keyword
+        elif keyword.startswith("end"):
+            kind = keyword[3:]
+            if not self.stack or self.stack[-1][0] != kind:
+                raise KconfigError("%s: unbalanced %s" % (path, keyword))
+            self.stack.pop()
+        return "comment" if keyword in ("comment", "mainmenu") else None
+
+    def depends(self, condition: str, block: str | None, current: tuple[str, Definition] | None) -> None:
+        if block == "config" and current:
+            current[1].depends.append(condition)
+        elif block in ("menu", "choice") and self.stack:
+            kind, existing = self.stack[-1]
+            self.stack[-1] = (kind, condition if existing is None else "(%s) && (%s)" % (existing, condition))
+
+    def source(self, source: re.Match, path: str) -> None:
+        kind, target = source.groups()
+        target = _expand(target, self.srcarch)
+        base = os.path.dirname(path) if kind.startswith(("r", "or")) else self.srctree
+        target_path = os.path.join(base, target)
+        if "$(" in target or not os.path.isfile(target_path):
+            return  # a file this architecture does not have, or a macro we do not expand
+        self.read(target_path)
+
+
 def parse_tree(srctree: str, srcarch: str) -> KconfigTree:
     """Every config definition reachable from `<srctree>/Kconfig` for the architecture `srcarch`."""
-    tree = KconfigTree()
     top = os.path.join(srctree, "Kconfig")
     if not os.path.isfile(top):
         raise KconfigError("%s has no top-level Kconfig: not a kernel source tree" % srctree)
-    # Conditions opened by if/menu/choice carry across `source`, so the stack is shared by all files.
-    stack: list[tuple[str, str | None]] = []
-    _parse_file(top, srctree, srcarch, tree, stack)
-    return tree
+    reader = _Reader(srctree, srcarch)
+    reader.read(top)
+    return reader.tree
 
 
 def _expand(path: str, srcarch: str) -> str:
     return path.replace("$(SRCARCH)", srcarch).replace("$(HEADER_ARCH)", srcarch).replace("$(ARCH)", srcarch)
 
 
-def _parse_file(path: str, srctree: str, srcarch: str, tree: KconfigTree,
-                stack: list[tuple[str, str | None]]) -> None:
-    current: tuple[str, Definition] | None = None  # (symbol, definition) of the open config block
-    block: str | None = None  # "config", "menu" or "choice": what a `depends on` line belongs to
-    in_help = False
-    help_indent = 0  # Kconfig: help text is indented at least as much as its first line
-    relative = os.path.relpath(path, srctree)
-    for line in _logical_lines(path):
-        stripped = line.strip()
-        if in_help:
-            if not stripped:
-                continue
-            if not help_indent:
-                help_indent = _indent(line)
-            if help_indent and _indent(line) >= help_indent:
-                continue
-            in_help = False
-        if not stripped or stripped.startswith("#"):
-            continue
-        stripped = re.sub(r"\s+#.*$", "", stripped) if '"' not in stripped else stripped
-        entry = _ENTRY.match(stripped)
-        if entry:
-            definition = Definition(file=relative, enclosing=[c for _, c in stack if c])
-            tree.definitions.setdefault(entry.group(2), []).append(definition)
-            current, block = (entry.group(2), definition), "config"
-            continue
-        source = _SOURCE.match(stripped)
-        if source:
-            current, block = None, None
-            kind, target = source.groups()
-            target = _expand(target, srcarch)
-            base = os.path.dirname(path) if kind.startswith(("r", "or")) else srctree
-            target_path = os.path.join(base, target)
-            if "$(" in target or not os.path.isfile(target_path):
-                continue  # a file this architecture does not have, or a macro we do not expand
-            _parse_file(target_path, srctree, srcarch, tree, stack)
-            continue
-        keyword, _, rest = stripped.partition(" ")
-        rest = rest.strip()
-        if keyword == "if":
-            stack.append(("if", rest))
-            current, block = None, None
-        elif keyword == "endif":
-            _pop(stack, "if", path)
-            current, block = None, None
-        elif keyword in ("menu", "choice"):
-            stack.append((keyword, None))
-            current, block = None, keyword
-        elif keyword in ("endmenu", "endchoice"):
-            _pop(stack, keyword[3:], path)
-            current, block = None, None
-        elif keyword in ("comment", "mainmenu"):
-            current, block = None, "comment"
-        elif _HELP.match(stripped):
-            in_help, help_indent = True, 0
-        elif stripped.startswith("depends on "):
-            condition = stripped[len("depends on "):].strip()
-            if block == "config" and current:
-                current[1].depends.append(condition)
-            elif block in ("menu", "choice") and stack:
-                kind, existing = stack[-1]
-                stack[-1] = (kind, condition if existing is None else "(%s) && (%s)" % (existing, condition))
-        elif block == "config" and current:
-            _config_attribute(stripped, keyword, rest, current, tree)
-
-
 def _config_attribute(stripped: str, keyword: str, rest: str, current: tuple[str, Definition],
                       tree: KconfigTree) -> None:
     symbol, definition = current
+    if keyword in ("bool", "tristate", "string", "int", "hex", "def_bool", "def_tristate"):
+        definition.kind = keyword.replace("def_", "")
     typed = _TYPE_WITH_PROMPT.match(stripped)
     if typed:
         definition.has_prompt = True
@@ -163,12 +179,6 @@ def _config_attribute(stripped: str, keyword: str, rest: str, current: tuple[str
         enclosing = [*definition.enclosing, *definition.depends]
         guard = " && ".join("(%s)" % c for c in [*enclosing, condition.strip()] if c) or None
         tree.selected_by.setdefault(target.strip(), []).append((symbol, guard))
-
-
-def _pop(stack: list[tuple[str, str | None]], kind: str, path: str) -> None:
-    if not stack or stack[-1][0] != kind:
-        raise KconfigError("%s: unbalanced end%s" % (path, kind))
-    stack.pop()
 
 
 # --- expressions -------------------------------------------------------------------------------------
@@ -311,8 +321,8 @@ def read_config(path: str) -> dict[str, str]:
     """SYMBOL -> value (without the CONFIG_ prefix; quotes kept off strings; `n` for `is not set`)."""
     values: dict[str, str] = {}
     with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            line = line.rstrip("\n")
+        for number, raw in enumerate(handle, 1):
+            line = raw.rstrip("\n")
             unset, assigned = _UNSET.match(line), _SET.match(line)
             if unset:
                 values[unset.group(1)] = "n"
@@ -347,6 +357,8 @@ def explain(symbol: str, wanted: str, values: dict[str, str], tree: KconfigTree)
         return ["not defined by any Kconfig of this kernel for this architecture"]
     reasons: list[str] = []
     need = _tristate(wanted) if wanted in TRISTATE else 1
+    if all(definition.kind == "bool" for definition in definitions):
+        need = min(need, 1)  # Kconfig promotes a bool whose dependencies are m to y
     if need == 0:
         selectors = ["%s [=%s]" % (name, values.get(name, "n")) for name, guard in tree.selected_by.get(symbol, [])
                      if _tristate(values.get(name, "n")) > 0 and (guard is None or evaluate(_Parser(guard).parse(),

@@ -114,7 +114,8 @@ def _named_digests(paths: list[str], what: str) -> list[dict[str, str]]:
 def input_hash(spec: Spec, tools: dict[str, str]) -> tuple[str, dict[str, Any]]:
     inputs = {
         "builder": BUILDER_VERSION, "source": spec.source_id, "arch": spec.arch, "base_config": spec.base_config,
-        "patches": _named_digests(spec.patches, "patch"), "fragments": _named_digests(spec.fragments, "config fragment"),
+        "patches": _named_digests(spec.patches, "patch"),
+        "fragments": _named_digests(spec.fragments, "config fragment"),
         "overlays": _named_digests(spec.overlays, "overlay"), "base_dtb": spec.base_dtb,
         "extra_dtbs": spec.extra_dtbs, "targets": spec.targets, "single_modules": spec.single_modules,
         "toolchain": tools, "cross_compile": spec.cross_compile,
@@ -211,9 +212,14 @@ def _hunk_header(patch: str, filename: str, number: int) -> str:
 
 
 def apply_patches(tree: str, patches: list[str]) -> None:
-    """Apply every patch with GNU patch -p1; BuildError naming the patch, the file and the failed hunk."""
+    """Apply every patch with GNU patch -p1; BuildError naming the patch, the file and the failed hunk.
+
+    No fuzz (as git am): a hunk whose context has changed fails instead of landing somewhere close.
+    GNU patch reads mail headers and stops at a `-- ` signature, so format-patch files and several of
+    them concatenated into one cumulative file apply as they are.
+    """
     for patch in patches:
-        done = subprocess.run(["patch", "-p1", "--forward", "--batch", "--no-backup-if-mismatch", "-r", "-",
+        done = subprocess.run(["patch", "-p1", "--forward", "--batch", "--fuzz=0", "--no-backup-if-mismatch", "-r", "-",
                                "-d", tree, "-i", patch], capture_output=True, text=True, check=False)
         if done.returncode == 0:
             continue
@@ -226,7 +232,8 @@ def apply_patches(tree: str, patches: list[str]) -> None:
                 filename = file_match.group(1)
             elif hunk:
                 header = _hunk_header(patch, filename, int(hunk.group(1)))
-                problems.append("%s: hunk #%s FAILED at line %s (%s)" % (filename, hunk.group(1), hunk.group(2), header))
+                problems.append("%s: hunk #%s FAILED at line %s (%s)"
+                                % (filename, hunk.group(1), hunk.group(2), header))
             elif "can't find file to patch" in line or "No file to patch" in line:
                 problems.append("a file it changes does not exist")
             elif "Reversed (or previously applied) patch detected" in line:
@@ -280,23 +287,36 @@ class Make:
         with open(self.log, "a", encoding="utf-8") as log:
             log.write("$ %s\n" % " ".join(command))
             log.flush()
-            done = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  text=True, env=self.environment, check=False)
-            log.write(done.stdout)
+            start = log.tell()
+            # Straight into the log, so a long build can be followed with tail -f.
+            done = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                  env=self.environment, check=False)
+        with open(self.log, encoding="utf-8", errors="replace") as log:
+            log.seek(start)
+            output = log.read()
         if done.returncode != 0:
-            tail = [line for line in done.stdout.splitlines() if line.strip()][-25:]
+            tail = [line for line in output.splitlines() if line.strip()][-25:]
             raise BuildError("%s failed (make %s), see %s:\n%s" % (what or "make", " ".join(targets), self.log,
                                                                    "\n".join(tail)))
-        return done.stdout
+        return output
 
 
-def configure(spec: Spec, make: Make) -> None:
+def configure(spec: Spec, make: Make, inputs: dict[str, Any]) -> None:
+    """.config from the base config and the fragments, verified; skipped when the build folder already
+    holds the verified .config of the same inputs (the stamp names them and the .config's sha256)."""
     config = os.path.join(make.build, ".config")
+    stamp = os.path.join(make.build, ".rosenblatt-config")
+    key = hashlib.sha256(json.dumps([spec.base_config, inputs["fragments"], inputs["toolchain"], make.arguments[1:]],
+                                    sort_keys=True).encode()).hexdigest()
+    if os.path.isfile(stamp) and os.path.isfile(config):
+        with open(stamp, encoding="utf-8") as handle:
+            if handle.read().split() == [key, sha256_file(config)]:
+                return
     make(spec.base_config, what="base config %s" % spec.base_config, quiet=True)
     if spec.fragments:
-        merge = subprocess.run([os.path.join(make.tree, "scripts", "kconfig", "merge_config.sh"), "-m", "-O", make.build,
-                                config, *spec.fragments], cwd=make.tree, capture_output=True, text=True,
-                               env=make.environment, check=False)
+        merge_config = os.path.join(make.tree, "scripts", "kconfig", "merge_config.sh")
+        merge = subprocess.run([merge_config, "-m", "-O", make.build, config, *spec.fragments], cwd=make.tree,
+                               capture_output=True, text=True, env=make.environment, check=False)
         with open(make.log, "a", encoding="utf-8") as log:
             log.write(merge.stdout + merge.stderr)
         if merge.returncode != 0:
@@ -309,6 +329,9 @@ def configure(spec: Spec, make: Make) -> None:
     if misses:
         raise BuildError("%d config symbol(s) from the fragments did not survive olddefconfig:\n%s"
                          % (len(misses), "\n".join("  " + miss.describe() for miss in misses)))
+    with open(stamp + ".tmp", "w", encoding="utf-8") as handle:
+        handle.write("%s %s\n" % (key, sha256_file(config)))
+    os.rename(stamp + ".tmp", stamp)
 
 
 # --- device tree -----------------------------------------------------------------------------------------
@@ -392,7 +415,7 @@ def build(spec: Spec, check_mode: bool = False) -> Result:
     with open(log, "w", encoding="utf-8") as handle:
         handle.write("input hash %s\n" % digest)
     make = Make(spec, tree, build_dir, log)
-    configure(spec, make)
+    configure(spec, make, inputs)
     stem = os.path.splitext(os.path.basename(spec.base_dtb))[0]
     dtbs = [spec.base_dtb, *spec.extra_dtbs] if spec.base_dtb else list(spec.extra_dtbs)
     # -@ on the base DTB only: it keeps the labels (__symbols__) the overlays refer to.
@@ -416,7 +439,7 @@ def build(spec: Spec, check_mode: bool = False) -> Result:
             "targets": spec.targets, "single_modules": spec.single_modules,
             "patches": inputs["patches"], "fragments": inputs["fragments"], "overlays": inputs["overlays"],
             "base_dtb": spec.base_dtb, "config_sha256": files["config"], "toolchain": tools,
-            "build_time": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
+            "build_time": datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat(),
             "build_seconds": round(time.monotonic() - started, 1), "npu": npu, "files": files,
         }
         with open(os.path.join(staging, MANIFEST), "w", encoding="utf-8") as handle:

@@ -177,7 +177,11 @@ def _apt_options(state: str, mirror: str, suite: str) -> list[str]:
     os.makedirs(os.path.join(state, "cache", "archives", "partial"), exist_ok=True)
     sources = os.path.join(state, "sources.list")
     line = "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s %s main\n" % (mirror, suite)
-    if not os.path.exists(sources) or open(sources, encoding="utf-8").read() != line:
+    current = ""
+    if os.path.exists(sources):
+        with open(sources, encoding="utf-8") as handle:
+            current = handle.read()
+    if current != line:
         with open(sources + ".tmp", "w", encoding="utf-8") as handle:
             handle.write(line)
         os.rename(sources + ".tmp", sources)
@@ -186,7 +190,7 @@ def _apt_options(state: str, mirror: str, suite: str) -> list[str]:
             "-o", "Dir::Cache=" + os.path.join(state, "cache"), "-o", "APT::Sandbox::User=root"]
 
 
-def from_debian(cache: str, package: str, version: str, mirror: str, suite: str, check_mode: bool) -> Source:
+def from_debian(cache: str, package: str, version: str, mirror: str, suite: str, *, check_mode: bool) -> Source:
     """Debian's linux-source package: download the pinned version once (private apt config), extract once."""
     destination = os.path.join(cache, "sources", "debian-%s-%s" % (package, version))
     debs = os.path.join(cache, "debs")
@@ -217,8 +221,9 @@ def from_debian(cache: str, package: str, version: str, mirror: str, suite: str,
     parent = os.path.dirname(destination)
     os.makedirs(parent, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=parent, prefix=".deb-") as scratch:
-        _run(["bash", "-o", "pipefail", "-c", "dpkg-deb --fsys-tarfile %s | tar -x -C %s --wildcards '*usr/src/*.tar.xz'"
-              % (_quote(deb), _quote(scratch))], "unpacking %s" % deb)
+        unpack = "dpkg-deb --fsys-tarfile %s | tar -x -C %s --wildcards '*usr/src/*.tar.xz'" % (_quote(deb),
+                                                                                                _quote(scratch))
+        _run(["bash", "-o", "pipefail", "-c", unpack], "unpacking %s" % deb)
         tarballs = glob.glob(os.path.join(scratch, "usr", "src", "*.tar.xz"))
         if len(tarballs) != 1:
             raise SourceError("%s holds %d source tarballs under usr/src, expected one" % (deb, len(tarballs)))
@@ -245,5 +250,5 @@ def prepare(kind: str, cache: str, *, git_url: str = "", git_tag: str = "", path
     if kind == "debian":
         if not (debian_package and debian_version and debian_mirror and debian_suite):
             raise SourceError("source type debian needs package, version, mirror and suite")
-        return from_debian(cache, debian_package, debian_version, debian_mirror, debian_suite, check_mode)
+        return from_debian(cache, debian_package, debian_version, debian_mirror, debian_suite, check_mode=check_mode)
     raise SourceError("unknown kernel source type %r (expected one of %s)" % (kind, ", ".join(KINDS)))

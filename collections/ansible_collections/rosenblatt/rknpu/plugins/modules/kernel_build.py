@@ -153,11 +153,11 @@ log:
   returned: always
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 import os
 import shutil
 import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.rosenblatt.rknpu.plugins.module_utils.kernel_build import (
     BuildError,
