@@ -4,6 +4,7 @@ the stage must report clearly. The full Image/modules/dtbs build is the slow tie
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -115,6 +116,23 @@ def test_opt_in_npu_clock_patch_applies_to_the_real_source_and_sets_the_rate(art
     assert "CONFIG_DRM_ACCEL_ROCKET_NPU_CLOCK_HZ=600000000" in (artifact / "config").read_text().splitlines()
     rocket = artifact / "modules/lib/modules" / manifest["release"] / "kernel/drivers/accel/rocket/rocket.ko"
     assert any(parm.startswith("npu_clock_hz:") for parm in modinfo(rocket)["parm"])
+
+
+def test_build_on_a_board_that_is_a_build_host_brings_the_artifact_to_the_controller(artifacts: Path,
+                                                                                     tmp_path: Path) -> None:
+    # The board builds for itself (here over the local connection, still cross-compiling: the controller is
+    # x86): inputs copied to it, the artifact packed there, fetched and unpacked on the controller.
+    controller = tmp_path / "controller"
+    variables = stage_vars(artifacts, kernel_build_host="rock5itx", kernel_build_cross_compile="aarch64-linux-gnu-",
+                           kernel_build_controller_artifact_root=str(controller))
+    result, _ = run_kernel_stage(variables)
+    assert result.returncode == 0, result.stdout[-4000:]
+    fetched = artifact_of(result)
+    assert fetched.parent == controller
+    manifest = json.loads((fetched / "manifest.json").read_text())
+    for relative, digest in manifest["files"].items():
+        assert hashlib.sha256((fetched / relative).read_bytes()).hexdigest() == digest
+    assert (CACHE / "tests/kernel-stage/work/inputs/patches/series").is_file()
 
 
 def test_unknown_opt_in_patch_is_named(tmp_path: Path) -> None:

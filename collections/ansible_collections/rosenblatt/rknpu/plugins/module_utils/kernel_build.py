@@ -28,6 +28,7 @@ import os
 import re
 import shutil
 import subprocess
+import tarfile
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -66,6 +67,7 @@ class Spec:
     ccache_dir: str = ""
     jobs: int = 0  # 0: one per core
     verify_npu: bool = True
+    tarball: bool = False  # also pack the artifact as <artifact>.tar (to fetch it from a build-host board)
 
 
 @dataclass
@@ -401,7 +403,9 @@ def build(spec: Spec, check_mode: bool = False) -> Result:
     existing = find_artifact(spec.artifact_root, digest)
     if existing:
         try:
-            return Result(False, "present", digest, existing, verify_artifact(existing))
+            manifest = verify_artifact(existing)
+            packed = spec.tarball and not check_mode and pack(existing)
+            return Result(packed, "present", digest, existing, manifest)
         except BuildError:
             if not check_mode:
                 shutil.rmtree(existing)  # a damaged artifact is rebuilt, never used
@@ -451,7 +455,20 @@ def build(spec: Spec, check_mode: bool = False) -> Result:
         os.rename(staging, destination)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    if spec.tarball:
+        pack(destination)
     return Result(True, "built", digest, destination, manifest, log)
+
+
+def pack(artifact: str) -> bool:
+    """<artifact>.tar next to the artifact directory (temporary name, then renamed); False if it exists."""
+    target = artifact + ".tar"
+    if os.path.isfile(target):
+        return False
+    with tarfile.open(target + ".tmp", "w") as archive:
+        archive.add(artifact, arcname=os.path.basename(artifact))
+    os.rename(target + ".tmp", target)
+    return True
 
 
 def _stage_device_tree(spec: Spec, make: Make, staging: str, dtbs: list[str]) -> dict[str, Any]:

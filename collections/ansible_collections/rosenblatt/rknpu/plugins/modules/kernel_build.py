@@ -113,6 +113,10 @@ options:
     description: Fail unless the shipped DTB enables the three NPU cores, their IOMMUs and supplies.
     type: bool
     default: true
+  tarball:
+    description: Also pack the artifact as C(<artifact>.tar), e.g. to fetch it from a build-host board.
+    type: bool
+    default: false
 author:
   - rosenblatt developers
 """
@@ -191,6 +195,7 @@ def main() -> None:
             "ccache_dir": {"type": "path", "default": ""},
             "jobs": {"type": "int", "default": 0},
             "verify_npu": {"type": "bool", "default": True},
+            "tarball": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
     )
