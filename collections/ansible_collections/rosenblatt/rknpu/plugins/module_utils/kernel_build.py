@@ -178,7 +178,7 @@ def write_symbols_fragment(symbols: dict[str, Any], directory: str) -> str:
     """A config fragment for per-host symbols (e.g. the NPU clock rate), named by its content."""
     lines = []
     for name, value in sorted(symbols.items()):
-        if not re.fullmatch(r"[A-Z0-9_]+", name):
+        if not re.fullmatch(r"[A-Z0-9_]+", name) or name.startswith("CONFIG_"):
             raise BuildError("config symbol %r: expected upper-case letters, digits and _ without CONFIG_" % name)
         if isinstance(value, bool) or value in ("y", "m", "n"):
             text = {"True": "y", "False": "n"}.get(str(value), str(value))
