@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from ansible_collections.rosenblatt.rknpu.plugins.module_utils import fdt
-from tests.conftest import REPO
+from tests.conftest import BIN, REPO
 from tests.kernel_stage import CACHE, artifact_of, isolated_vars, recap, run_kernel_stage
 
 EM_AARCH64 = 183
@@ -55,7 +57,7 @@ def fdtget(dtb: Path, node: str, prop: str) -> str:
     return subprocess.run(["fdtget", str(dtb), node, prop], capture_output=True, text=True, check=True).stdout.strip()
 
 
-def test_stage_builds_a_verified_artifact_and_an_unchanged_rerun_is_a_no_op(artifacts: Path) -> None:
+def test_stage_builds_a_verified_artifact_and_an_unchanged_rerun_is_a_no_op(artifacts: Path, tmp_path: Path) -> None:
     variables = stage_vars(artifacts)
     first, cold_seconds = run_kernel_stage(variables)
     assert first.returncode == 0, first.stdout[-4000:]
@@ -86,6 +88,16 @@ def test_stage_builds_a_verified_artifact_and_an_unchanged_rerun_is_a_no_op(arti
         assert fdtget(shipped, core["iommu"], "status") == "okay"
         assert core["npu_supply"] == "vdd_npu_s0"
     assert (artifact / "dtbs/overlays/npu-enable.dtbo").is_file()
+    # The same check as a module (for the live tree on a board), on the DTB and on a copy with one core off.
+    good = npu_dtb_facts(shipped)
+    assert good.returncode == 0, good.stdout
+    assert "ok: true" in good.stdout and "npu_supply: vdd_npu_s0" in good.stdout  # the project's yaml callback
+    disabled = tmp_path / "one-core-off.dtb"
+    shutil.copyfile(shipped, disabled)
+    subprocess.run(["fdtput", "-t", "s", str(disabled), "/npu@fdac0000", "status", "disabled"], check=True)
+    bad = npu_dtb_facts(disabled)
+    assert bad.returncode != 0
+    assert "does not enable the NPU: /npu@fdac0000: status is 'disabled'" in bad.stdout
     for relative, digest in manifest["files"].items():
         assert subprocess.run(["sha256sum", str(artifact / relative)], capture_output=True, text=True,
                               check=True).stdout.split()[0] == digest
@@ -96,6 +108,13 @@ def test_stage_builds_a_verified_artifact_and_an_unchanged_rerun_is_a_no_op(arti
     assert artifact_of(second) == artifact
     print("\nkernel stage: first run %.1f s, unchanged re-run %.1f s" % (cold_seconds, warm_seconds))
     assert warm_seconds < 30
+
+
+def npu_dtb_facts(path: Path) -> subprocess.CompletedProcess:
+    environment = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    return subprocess.run([str(BIN / "ansible"), "localhost", "-m", "rosenblatt.rknpu.npu_dtb_facts", "-a",
+                           json.dumps({"path": str(path)})], cwd=REPO, env=environment, capture_output=True,
+                          text=True, timeout=120, check=False)
 
 
 def test_check_mode_plans_a_build_and_writes_nothing(tmp_path: Path) -> None:
