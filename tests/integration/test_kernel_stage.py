@@ -19,6 +19,8 @@ from tests.kernel_stage import CACHE, artifact_of, isolated_vars, recap, run_ker
 
 EM_AARCH64 = 183
 CLOCK_PATCH = "0001-accel-rocket-Set-the-NPU-clock-rate-on-runtime-resum.patch"
+# One persistent work folder per checkout: two checkouts testing at once never share a build folder.
+STAGE_ROOT = CACHE / "tests" / ("kernel-stage-" + hashlib.sha256(str(REPO).encode()).hexdigest()[:8])
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +31,7 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def stage_vars(artifacts: Path, **extra: object) -> dict:
     """Patched trees, build folders and ccache persist in the cache (as on a controller: a second run makes
     only what changed); artifacts are new for every test run, so each run stages and verifies one."""
-    root = CACHE / "tests" / "kernel-stage"
+    root = STAGE_ROOT
     variables = {**isolated_vars(root), "kernel_build_artifact_root": str(artifacts),
                  "kernel_build_controller_artifact_root": str(artifacts)}
     variables.update(extra)
@@ -151,7 +153,7 @@ def test_build_on_a_board_that_is_a_build_host_brings_the_artifact_to_the_contro
     manifest = json.loads((fetched / "manifest.json").read_text())
     for relative, digest in manifest["files"].items():
         assert hashlib.sha256((fetched / relative).read_bytes()).hexdigest() == digest
-    assert (CACHE / "tests/kernel-stage/work/inputs/patches/series").is_file()
+    assert (STAGE_ROOT / "work/inputs/patches/series").is_file()
 
 
 def test_unknown_opt_in_patch_is_named(tmp_path: Path) -> None:
@@ -192,7 +194,7 @@ def test_dropped_and_impossible_symbols_are_listed_with_their_unmet_dependencies
                         "# CONFIG_ROCKCHIP_IOMMU is not set\nCONFIG_SENSORS_CORETEMP=m\nCONFIG_ROSENBLATT_NO_SUCH=y\n")
     # Its own work folder: the failed .config does not reach the build folder the other tests reuse.
     variables = stage_vars(artifacts, kernel_build_extra_fragments=[str(fragment)],
-                           kernel_build_work_root=str(CACHE / "tests" / "kernel-stage-config" / "work"))
+                           kernel_build_work_root=str(STAGE_ROOT / "config-check"))
     result, _ = run_kernel_stage(variables)
     assert result.returncode != 0
     output = result.stdout.replace("\n        ", " ")

@@ -258,7 +258,11 @@ def patched_tree(spec: Spec, inputs: dict[str, Any]) -> str:
             shutil.rmtree(staging, ignore_errors=True)
             shutil.copytree(spec.source_dir, staging, symlinks=True)
         apply_patches(staging, spec.patches)
-        os.rename(staging, tree)
+        try:
+            os.rename(staging, tree)
+        except OSError:
+            if not os.path.isdir(tree):  # else another run made the same tree meanwhile: use theirs
+                raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return tree

@@ -88,13 +88,15 @@ def _single_tree(directory: str) -> str:
 
 
 def _install_tree(extracted_root: str, destination: str) -> None:
-    """Move the tree found in extracted_root to destination atomically (rename in the same directory)."""
+    """Move the tree found in extracted_root to destination atomically (one rename). If another run put
+    the same tree there meanwhile, theirs stays and ours is dropped with the scratch folder."""
     tree = _single_tree(extracted_root)
     kernel_version(tree)
-    staging = destination + ".tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    os.rename(tree, staging)
-    os.rename(staging, destination)
+    try:
+        os.rename(tree, destination)
+    except OSError:
+        if not os.path.isdir(destination):
+            raise
 
 
 def _extract_tarball(tarball: str, destination: str) -> None:
