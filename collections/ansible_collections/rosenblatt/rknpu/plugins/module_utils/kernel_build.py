@@ -284,7 +284,8 @@ class Make:
             self.arguments.append("CC=ccache " + compiler)
         self.environment = dict(os.environ, KBUILD_BUILD_USER="rosenblatt", KBUILD_BUILD_HOST="rosenblatt")
         if spec.ccache and spec.ccache_dir:
-            # Hashing relative to the trees lets hard-link copies with other hashes share hits.
+            # Paths below the work folder are hashed relative to it: another work folder with the same
+            # layout (a test run, CI) hits the same entries.
             self.environment.update(CCACHE_DIR=spec.ccache_dir, CCACHE_BASEDIR=os.path.dirname(os.path.dirname(tree)),
                                     CCACHE_NOHASHDIR="1")
 
