@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils import fdt, kconfig
+from ansible_collections.rosenblatt.rknpu.plugins.module_utils import fdt, kconfig, kernel_source
 from ansible_collections.rosenblatt.rknpu.plugins.module_utils.kernel_build import (
     BuildError,
     apply_patches,
@@ -211,3 +211,53 @@ def test_host_symbols_become_a_fragment_named_by_its_content(tmp_path: Path) -> 
                                   str(tmp_path)) == path
     with pytest.raises(BuildError, match="config symbol 'CONFIG_X'"):
         write_symbols_fragment({"CONFIG_X": "y"}, str(tmp_path))
+
+
+@pytest.fixture
+def tiny_kernel(tmp_path: Path) -> Path:
+    """The two files that make a folder a kernel tree for kernel_source: a Makefile with the version, a Kconfig."""
+    tree = tmp_path / "linux-7.2.13"
+    tree.mkdir()
+    (tree / "Makefile").write_text("# SPDX-License-Identifier: GPL-2.0\nVERSION = 7\nPATCHLEVEL = 2\nSUBLEVEL = 13\n"
+                                   "EXTRAVERSION =\n")
+    (tree / "Kconfig").write_text('mainmenu "Linux"\n')
+    return tree
+
+
+def test_git_source_clones_the_tag_once_and_names_its_commit(tiny_kernel: Path, tmp_path: Path) -> None:
+    git = ["git", "-C", str(tiny_kernel), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q", str(tiny_kernel)], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "v7.2.13"], check=True)
+    subprocess.run([*git, "tag", "v7.2.13"], check=True)
+    commit = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    url = "file://%s" % tiny_kernel
+    cache = tmp_path / "cache"
+    planned = kernel_source.prepare("git", str(cache), git_url=url, git_tag="v7.2.13", check_mode=True)
+    assert (planned.changed, planned.action) == (True, "would-fetch")
+    assert not cache.exists()
+    cloned = kernel_source.prepare("git", str(cache), git_url=url, git_tag="v7.2.13")
+    assert (cloned.action, cloned.version) == ("cloned", "7.2.13")
+    assert cloned.source_id == "git:%s@v7.2.13=%s" % (url, commit)
+    again = kernel_source.prepare("git", str(cache), git_url=url, git_tag="v7.2.13")
+    assert (again.changed, again.path, again.source_id) == (False, cloned.path, cloned.source_id)
+    assert [p.name for p in (cache / "sources").iterdir()] == [Path(cloned.path).name]  # no scratch left
+
+
+def test_tarball_and_directory_sources(tiny_kernel: Path, tmp_path: Path) -> None:
+    tarball = tmp_path / "linux-7.2.13.tar.xz"
+    subprocess.run(["tar", "-cJf", str(tarball), "-C", str(tiny_kernel.parent), tiny_kernel.name], check=True)
+    cache = tmp_path / "cache"
+    extracted = kernel_source.prepare("tarball", str(cache), path=str(tarball))
+    assert (extracted.action, extracted.version) == ("extracted", "7.2.13")
+    assert extracted.source_id == "tarball:" + kernel_source.sha256_file(str(tarball))
+    assert (Path(extracted.path) / "Kconfig").is_file()
+    assert not kernel_source.prepare("tarball", str(cache), path=str(tarball)).changed
+    in_place = kernel_source.prepare("dir", str(cache), path=str(tiny_kernel))
+    assert (in_place.path, in_place.version) == (str(tiny_kernel), "7.2.13")
+    (tiny_kernel / "Makefile").write_text((tiny_kernel / "Makefile").read_text() + "# changed\n")
+    assert kernel_source.prepare("dir", str(cache), path=str(tiny_kernel)).source_id != in_place.source_id
+    with pytest.raises(kernel_source.SourceError, match="is not a kernel source tree"):
+        kernel_source.prepare("dir", str(cache), path=str(tmp_path / "cache"))
+    with pytest.raises(kernel_source.SourceError, match="unknown kernel source type 'svn'"):
+        kernel_source.prepare("svn", str(cache))
