@@ -263,3 +263,11 @@ def test_unknown_tag_is_reported_before_anything_is_written(tmp_path: Path) -> N
     assert result.returncode != 0
     assert "unknown tag 'v7.2.99': file://%s has no refs/tags/v7.2.99" % repository in result.stdout
     assert not (cache / "sources").exists()
+
+
+def test_debian_version_that_the_suite_does_not_have_is_reported(tmp_path: Path) -> None:
+    result, _ = run_kernel_stage({**isolated_vars(tmp_path), "kernel_source_debian_version": "7.2.99-1"})
+    assert result.returncode != 0
+    output = result.stdout.replace("\n        ", " ")
+    assert "linux-source-7.2 version 7.2.99-1 is not in http://deb.debian.org/debian sid (available: " in output
+    assert not list((CACHE / "kernel/debs").glob("*7.2.99*"))
