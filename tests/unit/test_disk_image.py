@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.rosenblatt.rknpu.plugins.module_utils.artifact_manifest import sha256_of
 from ansible_collections.rosenblatt.rknpu.plugins.module_utils.disk_image import (
     MIB,
     ImageError,
     assemble,
     plan_layout,
-    sha256_of,
 )
 
 PARTUUIDS = {"EFI": str(uuid.uuid4()), "boot": str(uuid.uuid4()), "root": str(uuid.uuid4())}

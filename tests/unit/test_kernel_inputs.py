@@ -250,7 +250,7 @@ def test_tarball_and_directory_sources(tiny_kernel: Path, tmp_path: Path) -> Non
     cache = tmp_path / "cache"
     extracted = kernel_source.prepare("tarball", str(cache), path=str(tarball))
     assert (extracted.action, extracted.version) == ("extracted", "7.2.13")
-    assert extracted.source_id == "tarball:" + kernel_source.sha256_file(str(tarball))
+    assert extracted.source_id == "tarball:" + kernel_source.sha256_of(str(tarball))
     assert (Path(extracted.path) / "Kconfig").is_file()
     assert not kernel_source.prepare("tarball", str(cache), path=str(tarball)).changed
     in_place = kernel_source.prepare("dir", str(cache), path=str(tiny_kernel))

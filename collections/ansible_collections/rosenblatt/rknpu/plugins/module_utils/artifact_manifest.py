@@ -18,11 +18,18 @@ from typing import Any
 MANIFEST = "manifest.json"
 
 
-def sha256_of(path: str) -> str:
+def sha256_of(path: str, length: int | None = None) -> str:
+    """sha256 of a file, or of its first `length` bytes (an image written to a larger device)."""
     digest = hashlib.sha256()
+    remaining = -1 if length is None else length
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
+        while remaining != 0:
+            block = handle.read(1 << 22 if remaining < 0 else min(1 << 22, remaining))
+            if not block:
+                break
             digest.update(block)
+            if remaining > 0:
+                remaining -= len(block)
     return digest.hexdigest()
 
 

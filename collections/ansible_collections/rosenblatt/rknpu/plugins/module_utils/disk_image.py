@@ -9,12 +9,13 @@ created directly inside the image file at its partition's offset (`mkfs.fat --of
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
 from dataclasses import dataclass
 from typing import Any
+
+from ansible_collections.rosenblatt.rknpu.plugins.module_utils.artifact_manifest import sha256_of
 
 MIB = 1024 * 1024
 SECTOR = 512
@@ -88,20 +89,6 @@ def _run(argv: list[str], env: dict[str, str] | None = None) -> None:
     if result.returncode != 0:
         raise ImageError("%s failed (exit %d): %s" % (" ".join(argv), result.returncode,
                                                        (result.stderr or result.stdout).strip()[-2000:]))
-
-
-def sha256_of(path: str, length: int | None = None) -> str:
-    digest = hashlib.sha256()
-    remaining = length if length is not None else -1
-    with open(path, "rb") as stream:
-        while remaining != 0:
-            chunk = stream.read(4 * MIB if remaining < 0 else min(4 * MIB, remaining))
-            if not chunk:
-                break
-            digest.update(chunk)
-            if remaining > 0:
-                remaining -= len(chunk)
-    return digest.hexdigest()
 
 
 def split_tree(rootfs: str, work: str) -> dict[str, str]:

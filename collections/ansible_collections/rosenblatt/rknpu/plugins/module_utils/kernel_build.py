@@ -35,11 +35,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.rosenblatt.rknpu.plugins.module_utils import fdt, kconfig
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.kernel_source import sha256_file
+from ansible_collections.rosenblatt.rknpu.plugins.module_utils.artifact_manifest import (
+    MANIFEST,
+    sha256_of,
+    verify,
+    write_manifest,
+)
 
 # Bump when the way an artifact is made changes, so old artifacts are not mistaken for new ones.
 BUILDER_VERSION = "1"
-MANIFEST = "manifest.json"
 ARCH_IMAGE = {"arm64": "arch/arm64/boot/Image"}
 
 
@@ -109,7 +113,7 @@ def _named_digests(paths: list[str], what: str) -> list[dict[str, str]]:
     for path in paths:
         if not os.path.isfile(path):
             raise BuildError("%s %s does not exist" % (what, path))
-        entries.append({"name": os.path.basename(path), "sha256": sha256_file(path)})
+        entries.append({"name": os.path.basename(path), "sha256": sha256_of(path)})
     return entries
 
 
@@ -131,16 +135,10 @@ def find_artifact(artifact_root: str, digest: str) -> str | None:
 
 
 def verify_artifact(directory: str) -> dict[str, Any]:
-    """The manifest, once every file it lists has its sha256; BuildError naming the first that does not."""
-    try:
-        with open(os.path.join(directory, MANIFEST), encoding="utf-8") as handle:
-            manifest = json.load(handle)
-    except (OSError, ValueError) as exc:
-        raise BuildError("artifact %s has no readable manifest: %s" % (directory, exc)) from None
-    for relative, digest in manifest.get("files", {}).items():
-        path = os.path.join(directory, relative)
-        if not os.path.isfile(path) or sha256_file(path) != digest:
-            raise BuildError("artifact %s: %s does not match its manifest" % (directory, relative))
+    """The manifest, once every file and link matches it; BuildError naming what does not."""
+    manifest, problems = verify(directory)
+    if problems or manifest is None:
+        raise BuildError("artifact %s does not match its manifest: %s" % (directory, "; ".join(problems)))
     return manifest
 
 
@@ -317,7 +315,7 @@ def configure(spec: Spec, make: Make, inputs: dict[str, Any]) -> None:
                                     sort_keys=True).encode()).hexdigest()
     if os.path.isfile(stamp) and os.path.isfile(config):
         with open(stamp, encoding="utf-8") as handle:
-            if handle.read().split() == [key, sha256_file(config)]:
+            if handle.read().split() == [key, sha256_of(config)]:
                 return
     make(spec.base_config, what="base config %s" % spec.base_config, quiet=True)
     if spec.fragments:
@@ -337,7 +335,7 @@ def configure(spec: Spec, make: Make, inputs: dict[str, Any]) -> None:
         raise BuildError("%d config symbol(s) from the fragments did not survive olddefconfig:\n%s"
                          % (len(misses), "\n".join("  " + miss.describe() for miss in misses)))
     with open(stamp + ".tmp", "w", encoding="utf-8") as handle:
-        handle.write("%s %s\n" % (key, sha256_file(config)))
+        handle.write("%s %s\n" % (key, sha256_of(config)))
     os.rename(stamp + ".tmp", stamp)
 
 
@@ -391,17 +389,6 @@ def _stage_modules(spec: Spec, make: Make, release: str, staging: str) -> None:
         os.unlink(link)
 
 
-def _files(directory: str) -> dict[str, str]:
-    digests = {}
-    for root, _, names in os.walk(directory):
-        for name in sorted(names):
-            path = os.path.join(root, name)
-            relative = os.path.relpath(path, directory)
-            if relative != MANIFEST and not os.path.islink(path):
-                digests[relative] = sha256_file(path)
-    return dict(sorted(digests.items()))
-
-
 def build(spec: Spec, check_mode: bool = False) -> Result:
     tools = toolchain(spec)
     digest, inputs = input_hash(spec, tools)
@@ -442,18 +429,14 @@ def build(spec: Spec, check_mode: bool = False) -> Result:
             shutil.copyfile(os.path.join(build_dir, image), os.path.join(staging, "Image"))
         _stage_modules(spec, make, release, staging)
         shutil.copyfile(os.path.join(build_dir, ".config"), os.path.join(staging, "config"))
-        files = _files(staging)
-        manifest = {
+        manifest = write_manifest(staging, {
             "release": release, "source": spec.source_id, "input_hash": digest, "arch": spec.arch,
             "targets": spec.targets, "single_modules": spec.single_modules,
             "patches": inputs["patches"], "fragments": inputs["fragments"], "overlays": inputs["overlays"],
-            "base_dtb": spec.base_dtb, "config_sha256": files["config"], "toolchain": tools,
+            "base_dtb": spec.base_dtb, "config_sha256": sha256_of(os.path.join(staging, "config")), "toolchain": tools,
             "build_time": datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat(),
-            "build_seconds": round(time.monotonic() - started, 1), "npu": npu, "files": files,
-        }
-        with open(os.path.join(staging, MANIFEST), "w", encoding="utf-8") as handle:
-            json.dump(manifest, handle, indent=2, sort_keys=True)
-            handle.write("\n")
+            "build_seconds": round(time.monotonic() - started, 1), "npu": npu,
+        })
         destination = os.path.join(spec.artifact_root, "%s-%s" % (release, digest[:16]))
         shutil.rmtree(destination, ignore_errors=True)
         os.chmod(staging, 0o755)

@@ -25,6 +25,8 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 
+from ansible_collections.rosenblatt.rknpu.plugins.module_utils.artifact_manifest import sha256_of
+
 KINDS = ("git", "tarball", "dir", "debian")
 
 
@@ -50,14 +52,6 @@ def _run(command: list[str], what: str, cwd: str | None = None, env: dict[str, s
         detail = (done.stderr or done.stdout).strip().splitlines()[-5:]
         raise SourceError("%s failed (%s): %s" % (what, " ".join(command[:3]), " | ".join(detail)))
     return done.stdout
-
-
-def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def kernel_version(tree: str) -> str:
@@ -140,7 +134,7 @@ def from_git(cache: str, url: str, tag: str, check_mode: bool) -> Source:
 def from_tarball(cache: str, tarball: str, check_mode: bool) -> Source:
     if not os.path.isfile(tarball):
         raise SourceError("kernel source tarball %s does not exist" % tarball)
-    digest = sha256_file(tarball)
+    digest = sha256_of(tarball)
     destination = os.path.join(cache, "sources", "tarball-%s" % digest[:16])
     source_id = "tarball:%s" % digest
     if os.path.isdir(destination):
@@ -219,7 +213,7 @@ def from_debian(cache: str, package: str, version: str, mirror: str, suite: str,
                  "downloading %s=%s" % (package, version), cwd=scratch)
             [downloaded] = glob.glob(os.path.join(scratch, "*.deb"))
             os.rename(downloaded, deb)
-    digest = sha256_file(deb)
+    digest = sha256_of(deb)
     parent = os.path.dirname(destination)
     os.makedirs(parent, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=parent, prefix=".deb-") as scratch:

@@ -79,6 +79,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.rosenblatt.rknpu.plugins.module_utils.artifact_manifest import sha256_of
 from ansible_collections.rosenblatt.rknpu.plugins.module_utils.block_device import (
     GuardError,
     describe,
@@ -86,7 +87,6 @@ from ansible_collections.rosenblatt.rknpu.plugins.module_utils.block_device impo
     guard,
     write_image,
 )
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.disk_image import sha256_of
 
 
 def main() -> None:
