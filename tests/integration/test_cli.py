@@ -72,6 +72,8 @@ def test_board_add_changes_only_what_it_must_and_remove_restores_every_byte(inve
     (["verify", "nobody"], "unknown board nobody (inventory"),
     (["rollback", "nobody"], "unknown board nobody (inventory"),
     (["rollout", "kernel", "--canary", "nobody"], "unknown board nobody (inventory"),
+    (["rollout", "kernel"], "rollout kernel needs --artifact FOLDER"),
+    (["rollout", "kernel", "--artifact", "/nonexistent"], "--artifact /nonexistent: not a kernel artifact"),
 ])
 def test_bad_input_is_refused_naming_the_value_and_nothing_changes(inventory: Path, args: list[str],
                                                                     message: str) -> None:

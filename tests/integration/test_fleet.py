@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.support.netns_fleet import NetnsFleet
 
@@ -73,3 +74,39 @@ def test_drift_report_after_a_partial_rollout(fleet: NetnsFleet, tmp_path: Path)
     assert "- **board04**: kernel: built from v7.2.12 (pinned v7.2.13)" in markdown
     html = (reports / "fleet-latest.html").read_text()
     assert html.count('<td class="drift">drift</td>') == 4 and html.count('<td class="in-sync">') == 3
+
+
+def _rollout(inventory: Path, tmp_path: Path, *args: str) -> dict:
+    kernel = subprocess.run([sys.executable, "tools/test_inputs.py", "debian-kernel"], capture_output=True, text=True,
+                            check=True, cwd=Path(__file__).resolve().parents[2]).stdout.strip()
+    environment = {"PATH": f"{CLI.parent}:/usr/bin:/bin:/usr/sbin:/sbin", "HOME": str(Path.home()),
+                   "ROSENBLATT_REPORTS": str(tmp_path / "reports"), "ROSENBLATT_RUNS": str(tmp_path / "runs")}
+    result = subprocess.run([str(CLI), "--json", "-i", str(inventory), "rollout", "kernel", "--artifact", kernel,
+                             *args], capture_output=True, text=True, timeout=900, check=False, env=environment)
+    assert result.returncode == 1, result.stdout + result.stderr
+    outcome = json.loads(result.stdout)
+    outcome["attempted"] = sorted(host for host, counts in outcome["runs"][0]["hosts"].items() if counts["failed"])
+    return outcome
+
+
+def test_rolling_rollout_stops_at_the_canary_and_after_a_failed_batch(fleet: NetnsFleet, tmp_path: Path) -> None:
+    """The hosts say uefi-grub in the inventory, but their facts (these are namespaces on the controller) show no
+    boot loader the rollout can trial-boot through: each host the rollout reaches fails, for a real reason."""
+    inventory = fleet.inventory(tmp_path / "inventory", extra={"board_boot_chain": "uefi-grub"})
+    canary = _rollout(inventory, tmp_path, "--canary", "board03", "--batch", "4")
+    assert canary["attempted"] == ["board03"]  # the canary failed: no other board was touched
+    assert "cannot trial-boot safely here: boot chain unknown" in " ".join(canary["runs"][0]["failures"])
+
+    first_batch = _rollout(inventory, tmp_path, "--batch", "2", "--max-fail", "0")
+    assert first_batch["attempted"] == ["board01", "board02"]  # the first batch failed: the rest never started
+
+    # board01 is not a board (the stand-in kind, skipped by the stage): a batch of board01-04 has 3 of 4 failed.
+    hosts_file = inventory / "hosts.yml"
+    hosts = yaml.safe_load(hosts_file.read_text())
+    hosts["all"]["children"]["rk3588"]["hosts"]["board01"]["board_boot_chain"] = "none"
+    hosts_file.write_text(yaml.safe_dump(hosts))
+    strict = _rollout(inventory, tmp_path, "--batch", "4", "--max-fail", "50")
+    assert strict["attempted"] == ["board02", "board03", "board04"]  # 75 % > 50 %: stopped after the batch
+    tolerant = _rollout(inventory, tmp_path, "--batch", "4", "--max-fail", "75")
+    # 75 % is tolerated, so the second batch ran; Ansible ends a play whose whole batch failed.
+    assert tolerant["attempted"] == [f"board0{n}" for n in range(2, 9)]

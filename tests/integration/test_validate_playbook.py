@@ -59,6 +59,10 @@ def test_shared_board_stage_refused_without_confirmation(tmp_path: Path) -> None
     confirmed = run_playbook("-i", str(inventory), "playbooks/validate.yml",
                              "-e", "rosenblatt_stage_changes_boards=true", "-e", "rosenblatt_confirm=b1")
     assert confirmed.returncode == 0, confirmed.stdout
+    # A dry run changes nothing, so it shows the plan without the confirmation.
+    dry_run = run_playbook("-i", str(inventory), "playbooks/validate.yml", "--check",
+                           "-e", "rosenblatt_stage_changes_boards=true")
+    assert dry_run.returncode == 0, dry_run.stdout
 
 
 def test_real_inventory_passes(tmp_path: Path) -> None:

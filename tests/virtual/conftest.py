@@ -82,3 +82,8 @@ def virtual_board() -> Iterator[VirtualBoard]:
     yield board
     result = stop_board(DEFAULT_HOST)
     assert result.returncode == 0, result.stdout
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that change the shared virtual board's kernel run last."""
+    items.sort(key=lambda item: item.get_closest_marker("changes_kernel") is not None)

@@ -85,9 +85,12 @@ def _parser() -> argparse.ArgumentParser:
     rollout_kernel.add_argument("--max-fail", type=_percent, default=0, metavar="PCT",
                                 help="halt when more than PCT%% of a batch fails (default 0)")
     rollout_kernel.add_argument("--limit", nargs="+", default=[], metavar="BOARD", help="only these boards")
+    rollout_kernel.add_argument("--artifact", type=Path, metavar="FOLDER",
+                                help="kernel artifact folder (rosenblatt kernel build prints it)")
 
     rollback = commands.add_parser("rollback", help="boot a board back into its previous kernel")
     rollback.add_argument("board", metavar="BOARD")
+    rollback.add_argument("--to", metavar="RELEASE", help="installed release to go back to (default: the previous one)")
 
     verify = commands.add_parser("verify", help="run the verification inference and report it")
     verify.add_argument("boards", nargs="+", metavar="BOARD")
@@ -137,12 +140,19 @@ def _run_stage(args: argparse.Namespace, project: Path, inventory: Path) -> dict
         limit = args.boards
     elif key == "rollback":
         limit = [args.board]
+        if args.to:
+            extravars = {"kernel_rollout_rollback_to": args.to}
     elif key == "rollout-kernel":
         limit = args.limit
         if args.canary:
             _known_boards(inventory, [args.canary])
         extravars = {"rollout_canary": args.canary or "", "rollout_batch": args.batch,
                      "rollout_max_fail_percentage": args.max_fail}
+        if args.artifact is None:
+            raise BadInput("rollout kernel needs --artifact FOLDER (rosenblatt kernel build prints it)")
+        if not (args.artifact / "manifest.json").is_file():
+            raise BadInput(f"--artifact {args.artifact}: not a kernel artifact (no manifest.json)")
+        extravars["kernel_rollout_artifact"] = str(args.artifact.resolve())
     elif key.startswith("virtual-"):
         extravars = {"virtual_board_state": "started" if key == "virtual-up" else "stopped"}
     _known_boards(inventory, limit)

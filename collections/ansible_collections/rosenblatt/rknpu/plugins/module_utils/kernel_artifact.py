@@ -9,11 +9,11 @@ file is checked; a folder whose manifest does not verify is refused.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
 from ansible_collections.rosenblatt.rknpu.plugins.module_utils.artifact_manifest import sha256_of, verify
+from ansible_collections.rosenblatt.rknpu.plugins.module_utils.kernel_rollout import artifact_sizes, image_architecture
 
 REQUIRED = ("Image", "config", "manifest.json")
 
@@ -22,7 +22,7 @@ class ArtifactError(Exception):
     """An artifact that must not be used, with the reason."""
 
 
-def check_artifact(path: str) -> dict[str, Any]:
+def check_artifact(path: str, expect_architecture: str = "") -> dict[str, Any]:
     if not os.path.isdir(path):
         raise ArtifactError("%s is not a folder" % path)
     missing = [name for name in REQUIRED if not os.path.isfile(os.path.join(path, name))]
@@ -33,20 +33,19 @@ def check_artifact(path: str) -> dict[str, Any]:
     if len(releases) != 1:
         raise ArtifactError("%s: expected one release under modules/lib/modules, found %s" % (path, releases or "none"))
     manifest_path = os.path.join(path, "manifest.json")
-    try:
-        with open(manifest_path, encoding="utf-8") as stream:
-            manifest = json.load(stream)
-    except ValueError as exc:
-        raise ArtifactError("%s is not JSON: %s" % (manifest_path, exc)) from exc
-    if not isinstance(manifest, dict):
-        raise ArtifactError("%s is not a JSON object" % manifest_path)
+    manifest, problems = verify(path)
+    if manifest is None:
+        raise ArtifactError("; ".join(problems))
     declared = manifest.get("release")
     if declared and declared != releases[0]:
         raise ArtifactError("%s says release %s but the modules are for %s" % (manifest_path, declared, releases[0]))
-    if "Image" not in manifest.get("files", {}):
+    if "Image" not in manifest["files"]:
         raise ArtifactError("%s does not list Image" % manifest_path)
-    _, problems = verify(path)
     if problems:
         raise ArtifactError("%s does not match its manifest: %s" % (path, "; ".join(problems)))
+    architecture = image_architecture(os.path.join(path, "Image"))
+    if expect_architecture and architecture != expect_architecture:
+        raise ArtifactError("%s/Image is a %s kernel, not %s" % (path, architecture, expect_architecture))
     return {"release": releases[0], "manifest_sha256": sha256_of(manifest_path),
-            "files_checked": len(manifest["files"])}
+            "files_checked": len(manifest["files"]), "architecture": architecture,
+            "sizes": artifact_sizes(path, manifest)}

@@ -168,7 +168,9 @@ def from_dir(tree: str) -> Source:
                   version)
 
 
-def _apt_options(state: str, mirror: str, suite: str) -> list[str]:
+def apt_options(state: str, mirror: str, suite: str, architecture: str = "") -> list[str]:
+    """apt options for a private configuration in `state`: the machine's own sources and state are untouched.
+    With `architecture`, package indexes of that (foreign) architecture are fetched instead of the host's."""
     os.makedirs(os.path.join(state, "lists", "partial"), exist_ok=True)
     os.makedirs(os.path.join(state, "cache", "archives", "partial"), exist_ok=True)
     sources = os.path.join(state, "sources.list")
@@ -183,7 +185,9 @@ def _apt_options(state: str, mirror: str, suite: str) -> list[str]:
         os.rename(sources + ".tmp", sources)
     return ["-o", "Dir::Etc::SourceList=" + sources, "-o", "Dir::Etc::SourceParts=/nonexistent",
             "-o", "Dir::State::Lists=" + os.path.join(state, "lists"),
-            "-o", "Dir::Cache=" + os.path.join(state, "cache"), "-o", "APT::Sandbox::User=root"]
+            "-o", "Dir::Cache=" + os.path.join(state, "cache"), "-o", "APT::Sandbox::User=root",
+            *(["-o", "APT::Architecture=" + architecture, "-o", "APT::Architectures=" + architecture]
+              if architecture else [])]
 
 
 def from_debian(cache: str, package: str, version: str, mirror: str, suite: str, *, check_mode: bool) -> Source:
@@ -201,7 +205,7 @@ def from_debian(cache: str, package: str, version: str, mirror: str, suite: str,
         return Source(True, "would-fetch", destination, "debian:%s=%s" % (package, version), "")
     os.makedirs(debs, exist_ok=True)
     if not os.path.isfile(deb):
-        options = _apt_options(os.path.join(cache, "apt", suite), mirror, suite)
+        options = apt_options(os.path.join(cache, "apt", suite), mirror, suite)
         _run(["apt-get", *options, "-q", "update"], "apt-get update for %s %s" % (mirror, suite))
         policy = _run(["apt-cache", *options, "policy", package], "apt-cache policy %s" % package)
         available = re.findall(r"^\s+(?:\*\*\* )?(\S+) \d+\s*$", policy, flags=re.M)

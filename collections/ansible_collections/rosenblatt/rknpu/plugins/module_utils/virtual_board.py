@@ -239,18 +239,23 @@ def wait_for_ssh(spec: Spec, pid: int, boot_timeout: int, started: float) -> dic
                                                        console_tail(spec)))
 
 
-def _qmp(spec: Spec, command: str, timeout: float = 5.0) -> None:
+def qmp(socket_path: str, command: str, arguments: dict[str, Any] | None = None,
+        timeout: float = 5.0) -> dict[str, Any]:
+    """Run one QMP command on a running QEMU; returns its reply (events before it are skipped)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
         connection.settimeout(timeout)
-        connection.connect(spec.qmp_socket)
+        connection.connect(socket_path)
         reader = connection.makefile("rb")
         reader.readline()  # greeting
-        for name in ("qmp_capabilities", command):
-            connection.sendall(json.dumps({"execute": name}).encode() + b"\n")
+        reply: dict[str, Any] = {}
+        for name, args in (("qmp_capabilities", None), (command, arguments)):
+            request = {"execute": name, **({"arguments": args} if args else {})}
+            connection.sendall(json.dumps(request).encode() + b"\n")
             while True:
                 reply = json.loads(reader.readline() or b"{}")
                 if "return" in reply or "error" in reply or not reply:
                     break
+        return reply
 
 
 def _wait_exit(pid: int, timeout: float) -> bool:
@@ -272,7 +277,7 @@ def stop(spec: Spec, stop_timeout: int) -> dict[str, Any]:
     started = time.monotonic()
     method = "powerdown"
     try:
-        _qmp(spec, "system_powerdown")
+        qmp(spec.qmp_socket, "system_powerdown")
     except (OSError, ValueError):
         method = "terminate"
     if method != "powerdown" or not _wait_exit(pid, stop_timeout):

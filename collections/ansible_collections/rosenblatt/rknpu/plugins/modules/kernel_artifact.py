@@ -18,6 +18,10 @@ options:
     description: The artifact folder.
     type: path
     required: true
+  architecture:
+    description: Refuse an Image for another architecture (read from its header); empty accepts any.
+    type: str
+    default: ""
 author:
   - rosenblatt developers
 """
@@ -42,6 +46,14 @@ files_checked:
   description: How many files were hashed and matched the manifest.
   type: int
   returned: success
+architecture:
+  description: Architecture of the Image (arm64, x86, arm or unknown).
+  type: str
+  returned: success
+sizes:
+  description: Bytes the artifact takes on /boot (C(boot)) and below /lib/modules (C(modules)).
+  type: dict
+  returned: success
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -50,9 +62,10 @@ from ansible_collections.rosenblatt.rknpu.plugins.module_utils.kernel_artifact i
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec={"path": {"type": "path", "required": True}}, supports_check_mode=True)
+    module = AnsibleModule(argument_spec={"path": {"type": "path", "required": True},
+                                          "architecture": {"type": "str", "default": ""}}, supports_check_mode=True)
     try:
-        result = check_artifact(module.params["path"])
+        result = check_artifact(module.params["path"], module.params["architecture"])
     except (ArtifactError, OSError) as exc:
         module.fail_json(msg="kernel artifact refused: %s" % exc, path=module.params["path"])
     module.exit_json(changed=False, **result)
