@@ -43,7 +43,7 @@ from ansible_collections.rosenblatt.rknpu.plugins.module_utils.artifact_manifest
 )
 
 # Bump when the way an artifact is made changes, so old artifacts are not mistaken for new ones.
-BUILDER_VERSION = "1"
+BUILDER_VERSION = "2"
 ARCH_IMAGE = {"arm64": "arch/arm64/boot/Image"}
 
 
@@ -461,6 +461,10 @@ def pack(artifact: str) -> bool:
 
 def _stage_device_tree(spec: Spec, make: Make, staging: str, dtbs: list[str]) -> dict[str, Any]:
     dts_dir = os.path.join(make.build, "arch", spec.arch, "boot", "dts")
+    if "dtbs" in spec.targets:
+        # Every DTB the dtbs target built (with rockchip-only.config: the Rockchip boards), as built.
+        dtbs = sorted({*dtbs, *(os.path.relpath(path, dts_dir)
+                                for path in glob.glob(os.path.join(dts_dir, "*", "*.dtb")))})
     for dtb in dtbs:
         os.makedirs(os.path.dirname(os.path.join(staging, "dtbs", dtb)), exist_ok=True)
         shutil.copyfile(os.path.join(dts_dir, dtb), os.path.join(staging, "dtbs", dtb))
