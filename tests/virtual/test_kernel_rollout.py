@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.virtual.conftest import VirtualBoard, start_board, stop_board
-from tests.virtual.rollout import run_faults, run_good_path
+from tests.virtual.conftest import CACHE, VirtualBoard, start_board, stop_board
+from tests.virtual.rollout import Rollout, run_faults, run_good_path
 
 pytestmark = pytest.mark.changes_kernel
 
@@ -29,3 +29,23 @@ def test_rollout_faults(host: str, tmp_path: Path) -> None:
         assert len(rollout.cases) == 12
     finally:
         stop_board(host)
+
+
+@pytest.mark.slow
+def test_rollout_of_the_kernel_stage_artifact(tmp_path: Path) -> None:
+    """The artifact the kernel stage's slow tier built (tests/integration/test_kernel_full_build.py), rolled
+    out to the virtual board: it boots on QEMU virt (virt-board.config) and its rocket module loads."""
+    artifacts = sorted(CACHE.glob("tests/kernel-full-build/artifacts/*-rosenblatt-*/manifest.json"))
+    if not artifacts:
+        pytest.fail("no kernel-stage artifact: run tests/integration/test_kernel_full_build.py first (make test-slow)")
+    board = start_board("virtual-uefi")
+    try:
+        rollout = Rollout(board, artifacts[-1].parent, tmp_path / "reports")
+        known_good = rollout.running()
+        result = rollout.flash(None, "-e", '{"kernel_rollout_modules": ["rocket"]}')
+        assert result.returncode == 0, result.stdout[-5000:]
+        assert rollout.running() == rollout.release and rollout.release.endswith("-rosenblatt")
+        assert rollout.report()["outcome"] == "committed"
+        assert rollout.boot_json()["entries"][0]["release"] == known_good
+    finally:
+        stop_board("virtual-uefi")
