@@ -74,6 +74,12 @@ def _read(path: str) -> str | None:
         return None
 
 
+def installed_artifact(folder: str) -> str | None:
+    """The manifest sha256 a complete installed folder (/boot/<release>, /lib/modules/<release>) came from."""
+    text = _read(os.path.join(folder, INSTALLED_MARKER))
+    return text.strip() if text is not None else None
+
+
 def board_cmdline(proc_cmdline: str) -> str:
     """The running kernel's command line without what the loader or a trial boot added."""
     return " ".join(word for word in proc_cmdline.split() if not word.startswith(TRANSIENT_PARAMETERS))

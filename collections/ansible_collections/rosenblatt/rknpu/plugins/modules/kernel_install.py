@@ -68,17 +68,13 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.kernel_rollout import INSTALLED_MARKER, PATHS_SPEC
+from ansible_collections.rosenblatt.rknpu.plugins.module_utils.kernel_rollout import (
+    INSTALLED_MARKER,
+    PATHS_SPEC,
+    installed_artifact,
+)
 
 BOOT_FILES = ("Image", "config", "source")
-
-
-def _marker(folder: str) -> str | None:
-    try:
-        with open(os.path.join(folder, INSTALLED_MARKER), encoding="ascii") as stream:
-            return stream.read().strip()
-    except OSError:
-        return None
 
 
 def _publish(partial: str, final: str, digest: str) -> None:
@@ -120,7 +116,8 @@ def main() -> None:
         module.fail_json(msg="release %s is the running kernel: it is not reinstalled under itself" % release)
     modules_final = os.path.join(params["modules_dir"], release)
     boot_final = os.path.join(params["boot_dir"], release)
-    todo = [name for name, folder in (("modules", modules_final), ("boot", boot_final)) if _marker(folder) != digest]
+    todo = [name for name, folder in (("modules", modules_final), ("boot", boot_final))
+            if installed_artifact(folder) != digest]
     if module.check_mode or not todo:
         module.exit_json(changed=bool(todo), installed=todo)
     result = {"changed": True, "installed": todo}

@@ -93,10 +93,10 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.rosenblatt.rknpu.plugins.module_utils.kernel_rollout import (
-    INSTALLED_MARKER,
     PATHS_SPEC,
     RolloutError,
     free_bytes,
+    installed_artifact,
     installed_releases,
     plan,
     read_state,
@@ -122,11 +122,7 @@ def main() -> None:
     running = os.uname().release
     with open("/proc/cmdline", encoding="utf-8") as stream:
         proc_cmdline = stream.read()
-    marker = os.path.join(params["boot_dir"], params["release"], INSTALLED_MARKER)
-    installed_sha256 = None
-    if os.path.isfile(marker):
-        with open(marker, encoding="ascii") as stream:
-            installed_sha256 = stream.read().strip()
+    installed_sha256 = installed_artifact(os.path.join(params["boot_dir"], params["release"]))
     free = free_bytes({"boot": params["boot_dir"], "modules": params["modules_dir"], "staging": params["staging_dir"]})
     result = {"changed": False, "running": running, "installed_sha256": installed_sha256, "free": free}
     try:
