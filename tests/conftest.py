@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+CLI = BIN / "rosenblatt"
 
 
 def run_playbook(*args: str, env: dict[str, str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -20,6 +23,29 @@ def run_playbook(*args: str, env: dict[str, str] | None = None, timeout: int = 6
     environment.update(env or {})
     return subprocess.run([str(BIN / "ansible-playbook"), *args], cwd=REPO, env=environment,
                           capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def rosenblatt(*args: str, env: dict[str, str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """The `rosenblatt` command as installed by the project's setup; its runs go to a scratch folder unless
+    env names one (ROSENBLATT_RUNS)."""
+    environment = dict(os.environ, ROSENBLATT_RUNS=str(Path(tempfile.gettempdir()) / "rosenblatt-test-runs"))
+    environment.update(env or {})
+    return subprocess.run([str(CLI), *args], cwd=REPO, env=environment, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def played(outcome: dict) -> str:
+    """What the playbooks of a `rosenblatt --json` run printed, as ansible-playbook would have shown it."""
+    return "".join(path.read_text() for run in outcome["runs"]
+                   for path in sorted(Path(run["run_dir"]).glob("artifacts/*/stdout")))
+
+
+def outcome_of(result: subprocess.CompletedProcess) -> dict:
+    """The JSON a `rosenblatt --json` run printed."""
+    try:
+        return json.loads(result.stdout)
+    except json.JSONDecodeError as error:
+        raise AssertionError(f"not JSON ({error}):\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}") from error
 
 
 @pytest.fixture

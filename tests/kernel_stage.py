@@ -29,9 +29,10 @@ def recap(result: subprocess.CompletedProcess) -> dict[str, int]:
     return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", match.group(1))}
 
 
-def artifact_of(result: subprocess.CompletedProcess) -> Path:
-    match = re.search(r"rock5itx: kernel \S+\s+(?:built|present) at (\S+)", result.stdout.replace("\n        ", " "))
-    assert match, result.stdout[-3000:]
+def artifact_of(output: str) -> Path:
+    """The artifact folder the kernel stage's output names."""
+    match = re.search(r"rock5itx: kernel \S+\s+(?:built|present) at (\S+)", output.replace("\n        ", " "))
+    assert match, output[-3000:]
     return Path(match.group(1))
 
 
@@ -40,3 +41,20 @@ def isolated_vars(root: Path) -> dict[str, str]:
     return {"kernel_build_work_root": str(root / "work"), "kernel_build_ccache_dir": str(root / "ccache"),
             "kernel_build_artifact_root": str(root / "artifacts"),
             "kernel_build_controller_artifact_root": str(root / "artifacts")}
+
+
+FULL_BUILD_ROOT = CACHE / "tests" / "kernel-full-build"
+
+
+def full_build_vars(root: Path = FULL_BUILD_ROOT) -> dict:
+    """The shipped kernel (Image, modules, dtbs, shipped fragments) built in the slow tier's folders."""
+    return {**isolated_vars(root), "kernel_build_targets": ["Image", "modules", "dtbs"],
+            "kernel_build_single_modules": []}
+
+
+def shipped_kernel_artifact(timeout: int = 6 * 3600) -> Path:
+    """The kernel stage's artifact of the shipped inputs: built (incrementally, from the slow tier's warm
+    build folder and ccache when they exist) or found unchanged."""
+    result, _ = run_kernel_stage(full_build_vars(), timeout=timeout)
+    assert result.returncode == 0, result.stdout[-4000:]
+    return artifact_of(result.stdout)

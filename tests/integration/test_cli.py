@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
-
-CLI = Path(sys.executable).parent / "rosenblatt"
-
-
-def rosenblatt(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(CLI), *args], capture_output=True, text=True, timeout=300, check=False)
+from tests.conftest import REPO, rosenblatt
 
 
 @pytest.fixture
@@ -90,6 +82,8 @@ def test_bad_input_is_refused_naming_the_value_and_nothing_changes(inventory: Pa
     (["rollout", "kernel", "--batch", "0"], "'0' is not a host count"),
     (["rollout", "kernel", "--batch", "150%"], "'150%' is not a host count"),
     (["rollout", "kernel", "--max-fail", "101"], "'101' is not a percentage"),
+    (["-e", "kernel_build_jobs", "kernel", "build"], "'kernel_build_jobs' is neither KEY=VALUE nor a JSON object"),
+    (["-e", "{not json", "kernel", "build"], "'{not json' is not a JSON object"),
     (["board", "add", "b2", "--address", "192.0.2.12", "--model", "radxa-rock-5b"], "--ram-gib"),
 ])
 def test_usage_errors_exit_2(inventory: Path, args: list[str], message: str) -> None:

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import rosenblatt
 from tests.support.netns_fleet import NetnsFleet
 
-CLI = Path(sys.executable).parent / "rosenblatt"
 PINS = {"kernel": "v7.2.13", "llama_cpp": "b6000",
         "model": "6a1a2eb6d15622bf3c96857206351ba97e1af16c30d7a74ee38970e434e9407e"}
 
@@ -50,10 +50,8 @@ def test_drift_report_after_a_partial_rollout(fleet: NetnsFleet, tmp_path: Path)
     (inventory / "hosts.yml").write_text(inventory_text.replace(fleet.hosts[7].address, "127.201.250.2"))
     reports, runs = tmp_path / "reports", tmp_path / "runs"
 
-    result = subprocess.run([str(CLI), "--json", "-i", str(inventory), "fleet", "status"], capture_output=True,
-                            text=True, timeout=600, check=False,
-                            env={"PATH": f"{CLI.parent}:/usr/bin:/bin", "ROSENBLATT_REPORTS": str(reports),
-                                 "ROSENBLATT_RUNS": str(runs), "HOME": str(Path.home())})
+    result = rosenblatt("--json", "-i", str(inventory), "fleet", "status",
+                        env={"ROSENBLATT_REPORTS": str(reports), "ROSENBLATT_RUNS": str(runs)})
     assert result.returncode == 3, result.stdout + result.stderr  # one board unreachable
     outcome = json.loads(result.stdout)
     rows = {row["host"]: row for row in outcome["report"]["hosts"]}
@@ -79,10 +77,9 @@ def test_drift_report_after_a_partial_rollout(fleet: NetnsFleet, tmp_path: Path)
 def _rollout(inventory: Path, tmp_path: Path, *args: str) -> dict:
     kernel = subprocess.run([sys.executable, "tools/test_inputs.py", "debian-kernel"], capture_output=True, text=True,
                             check=True, cwd=Path(__file__).resolve().parents[2]).stdout.strip()
-    environment = {"PATH": f"{CLI.parent}:/usr/bin:/bin:/usr/sbin:/sbin", "HOME": str(Path.home()),
-                   "ROSENBLATT_REPORTS": str(tmp_path / "reports"), "ROSENBLATT_RUNS": str(tmp_path / "runs")}
-    result = subprocess.run([str(CLI), "--json", "-i", str(inventory), "rollout", "kernel", "--artifact", kernel,
-                             *args], capture_output=True, text=True, timeout=900, check=False, env=environment)
+    folders = {"ROSENBLATT_REPORTS": str(tmp_path / "reports"), "ROSENBLATT_RUNS": str(tmp_path / "runs")}
+    result = rosenblatt("--json", "-i", str(inventory), "rollout", "kernel", "--artifact", kernel, *args,
+                        env=folders, timeout=900)
     assert result.returncode == 1, result.stdout + result.stderr
     outcome = json.loads(result.stdout)
     outcome["attempted"] = sorted(host for host, counts in outcome["runs"][0]["hosts"].items() if counts["failed"])

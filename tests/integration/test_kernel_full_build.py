@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from tests.kernel_stage import CACHE, artifact_of, isolated_vars, recap, run_kernel_stage
+from tests.kernel_stage import FULL_BUILD_ROOT, artifact_of, full_build_vars, recap, run_kernel_stage
 
 ARM64_IMAGE_MAGIC = b"ARM\x64"  # arm64 Image header, offset 56 (Documentation/arch/arm64/booting.rst)
 HOURS = 3600
@@ -36,20 +36,19 @@ def _check_full_artifact(artifact: Path) -> dict:
 
 @pytest.mark.slow
 def test_full_build_cold_unchanged_incremental_and_warm_ccache() -> None:
-    root = CACHE / "tests" / "kernel-full-build"
+    root = FULL_BUILD_ROOT
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     fragment = root / "npu.config"
     shutil.copyfile(REPO / "kernel/configs/npu.config", fragment)  # the shipped fragment, editable by the test
-    variables = {**isolated_vars(root), "kernel_build_targets": ["Image", "modules", "dtbs"],
-                 "kernel_build_single_modules": [],
+    variables = {**full_build_vars(root),
                  "kernel_build_fragments": ["rockchip-only.config", "virt-board.config", "rosenblatt.config"],
                  "kernel_build_extra_fragments": [str(fragment)]}
     times = {}
 
     cold, times["cold"] = run_kernel_stage(variables, timeout=6 * HOURS)
     assert cold.returncode == 0, cold.stdout[-4000:]
-    first = artifact_of(cold)
+    first = artifact_of(cold.stdout)
     manifest = _check_full_artifact(first)
     print("\ncold build: %.0f s (module build_seconds %.0f), release %s" % (times["cold"], manifest["build_seconds"],
                                                                          manifest["release"]))
@@ -57,13 +56,13 @@ def test_full_build_cold_unchanged_incremental_and_warm_ccache() -> None:
     unchanged, times["unchanged"] = run_kernel_stage(variables, timeout=HOURS)
     assert unchanged.returncode == 0, unchanged.stdout[-4000:]
     assert recap(unchanged)["changed"] == 0
-    assert artifact_of(unchanged) == first
+    assert artifact_of(unchanged.stdout) == first
 
     fragment.write_text(fragment.read_text() + "# touched by the slow test: one more module\n"
                         "CONFIG_USB_SERIAL_CH341=m\n")
     incremental, times["incremental"] = run_kernel_stage(variables, timeout=6 * HOURS)
     assert incremental.returncode == 0, incremental.stdout[-4000:]
-    second = artifact_of(incremental)
+    second = artifact_of(incremental.stdout)
     assert second != first
     release = _check_full_artifact(second)["release"]
     assert (second / "modules/lib/modules" / release / "kernel/drivers/usb/serial/ch341.ko").is_file()
@@ -74,7 +73,7 @@ def test_full_build_cold_unchanged_incremental_and_warm_ccache() -> None:
     shutil.rmtree(first)
     warm, times["warm_ccache"] = run_kernel_stage(variables, timeout=6 * HOURS)
     assert warm.returncode == 0, warm.stdout[-4000:]
-    assert artifact_of(warm) == first
+    assert artifact_of(warm.stdout) == first
     _check_full_artifact(first)
 
     print("wall times: cold %.0f s, unchanged re-run %.1f s, incremental (one fragment) %.0f s, "

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BIN, REPO, run_playbook
+from tests.conftest import BIN, REPO, outcome_of, played, rosenblatt, run_playbook
 
 INVENTORY = "tests/inventory/virtual"
 # The chain `make test` boots: edk2 + GRUB, as boltzmann boots. The slow tier boots U-Boot + extlinux.
@@ -63,25 +63,28 @@ class VirtualBoard:
         return json.loads((self.image_path.parent / "manifest.json").read_text())
 
 
-def start_board(host: str) -> VirtualBoard:
+def start_board(host: str, *extra_vars: str) -> VirtualBoard:
+    """`rosenblatt virtual up HOST --fresh`: the image built or found, QEMU started from a fresh overlay."""
     started = time.monotonic()
-    result = run_playbook("-i", INVENTORY, "--limit", host, "playbooks/virtual-board.yml",
-                          "-e", "virtual_board_fresh=true", timeout=3600)
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
-    return VirtualBoard(host, time.monotonic() - started, result.stdout)
+    result = rosenblatt("-i", INVENTORY, "--json", *extra_vars, "virtual", "up", host, "--fresh", timeout=3600)
+    outcome = outcome_of(result)
+    assert result.returncode == 0, played(outcome)[-6000:] + result.stderr[-3000:]
+    return VirtualBoard(host, time.monotonic() - started, played(outcome))
 
 
-def stop_board(host: str) -> subprocess.CompletedProcess:
-    return run_playbook("-i", INVENTORY, "--limit", host, "playbooks/virtual-board.yml", "--tags", "virtual",
-                        "-e", "virtual_board_state=stopped", timeout=300)
+def stop_board(host: str) -> str:
+    """`rosenblatt virtual down HOST`; what the play printed."""
+    result = rosenblatt("-i", INVENTORY, "--json", "virtual", "down", host, timeout=300)
+    outcome = outcome_of(result)
+    assert result.returncode == 0, played(outcome)[-3000:] + result.stderr[-3000:]
+    return played(outcome)
 
 
 @pytest.fixture(scope="session")
 def virtual_board() -> Iterator[VirtualBoard]:
     board = start_board(DEFAULT_HOST)
     yield board
-    result = stop_board(DEFAULT_HOST)
-    assert result.returncode == 0, result.stdout
+    stop_board(DEFAULT_HOST)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ansible_collections.rosenblatt.rknpu.plugins.module_utils.artifact_manifest import read_manifest, write_manifest
 from ansible_collections.rosenblatt.rknpu.plugins.module_utils.virtual_board import qmp
-from tests.conftest import BIN, REPO
+from tests.conftest import BIN, REPO, outcome_of, played, rosenblatt
 from tests.virtual.conftest import INVENTORY, VirtualBoard
 
 BOOT_STATE = ("cd /boot; ls -1d */ | sort; sha256sum grub/grub.cfg extlinux/extlinux.conf; "
@@ -70,6 +70,17 @@ class Rollout:
         if case:
             self.timings[case] = time.monotonic() - started
         return result
+
+    def cli(self, *args: str, case: str) -> str:
+        """A `rosenblatt` command on this board that must succeed; what its playbooks printed."""
+        started = time.monotonic()
+        result = rosenblatt("-i", INVENTORY, "--json", "-e", f"rosenblatt_reports_dir={self.reports}", *args,
+                            timeout=3600)
+        self.timings[case] = time.monotonic() - started
+        outcome = outcome_of(result)
+        assert result.returncode == 0, played(outcome)[-5000:] + result.stderr[-2000:]
+        assert outcome["runs"][-1]["hosts"][self.board.host]["changed"] > 0, outcome
+        return played(outcome)
 
     def flash_in_background(self, marker: str) -> subprocess.Popen:
         """The play, with a marker in its command line: Ansible's workers run in sessions of their own, so
@@ -236,8 +247,8 @@ def failing_kernels(rollout: Rollout, known_good: str, tmp: Path) -> None:
 
 
 def good_kernel(rollout: Rollout, known_good: str) -> None:
-    result = rollout.flash(None, "-e", "kernel_rollout_retry_bad=true", case="good rollout")
-    assert result.returncode == 0, result.stdout[-5000:]
+    rollout.cli("-e", "kernel_rollout_retry_bad=true", "rollout", "kernel", "--artifact", str(rollout.artifact),
+                "--limit", rollout.board.host, case="good rollout")
     assert rollout.running() == rollout.release
     state = rollout.boot_json()
     assert state["default"] == rollout.release
@@ -266,13 +277,10 @@ def rollback(rollout: Rollout, known_good: str) -> None:
     assert f"would make {known_good} the default instead of {rollout.release}; THE BOARD WILL REBOOT" in \
         " ".join(result.stdout.split())
     assert rollout.running() == rollout.release
-    started = time.monotonic()
-    result = rollout.board.playbook("playbooks/rollback.yml")
-    rollout.timings["rollback"] = time.monotonic() - started
-    assert result.returncode == 0, result.stdout[-3000:]
+    rollout.cli("rollback", rollout.board.host, case="rollback")
     assert rollout.running() == known_good
     assert rollout.boot_json()["default"] == known_good
-    rollout.note("rollback.yml", f"back on {known_good}, {rollout.release} still installed")
+    rollout.note("rosenblatt rollback", f"back on {known_good}, {rollout.release} still installed")
 
 
 def start(board: VirtualBoard, tmp: Path) -> tuple[Rollout, str]:

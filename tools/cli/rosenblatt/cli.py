@@ -26,7 +26,7 @@ Runs are kept under runs/<time>-<command>/ (events, stdout, artifacts)."""
 
 # The playbooks behind each command, run in order; a failure stops the sequence.
 PLAYBOOKS: dict[str, list[str]] = {
-    "provision": ["playbooks/image.yml", "playbooks/flash-image.yml"],
+    "provision": ["playbooks/flash-image.yml"],  # builds or finds the image first
     "kernel-build": ["playbooks/kernel.yml"],
     "rollout-kernel": ["playbooks/flash.yml"],
     "rollback": ["playbooks/rollback.yml"],
@@ -39,6 +39,7 @@ PLAYBOOKS: dict[str, list[str]] = {
 
 # The virtual board has its own inventory; everything else defaults to the real fleet.
 DEFAULT_INVENTORY = {"virtual": "tests/inventory/virtual"}
+DEFAULT_VIRTUAL_BOARD = "virtual-uefi"
 
 
 class BadInput(Exception):
@@ -49,6 +50,20 @@ def _percent_or_count(value: str) -> str:
     if not re.fullmatch(r"[1-9]\d*%?", value) or (value.endswith("%") and int(value[:-1]) > 100):
         raise argparse.ArgumentTypeError(f"{value!r} is not a host count (e.g. 2) or a percentage from 1% to 100%")
     return value
+
+
+def _extra_vars(value: str) -> dict[str, Any]:
+    if value.lstrip().startswith("{"):
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a JSON object: {error}") from error
+        if isinstance(parsed, dict):
+            return parsed
+    key, equals, setting = value.partition("=")
+    if not equals or not re.fullmatch(r"[A-Za-z_]\w*", key):
+        raise argparse.ArgumentTypeError(f"{value!r} is neither KEY=VALUE nor a JSON object")
+    return {key: setting}
 
 
 def _percent(value: str) -> int:
@@ -68,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--check", action="store_true", help="show the plan; change nothing (ansible --check)")
     parser.add_argument("--confirm", metavar="BOARDS",
                         help="comma-separated shared boards this run may change (rosenblatt_confirm)")
+    parser.add_argument("-e", "--extra-vars", action="append", default=[], type=_extra_vars, metavar="VARS",
+                        help="KEY=VALUE or a JSON object, as ansible-playbook -e (repeatable; the command's own "
+                             "options win)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     provision = commands.add_parser("provision", help="build the disk image and write it to each board's media")
@@ -116,6 +134,10 @@ def _parser() -> argparse.ArgumentParser:
 
     virtual = commands.add_parser("virtual", help="the virtual board (QEMU)")
     virtual.add_argument("action", choices=["up", "down"])
+    virtual.add_argument("boards", nargs="*", default=[DEFAULT_VIRTUAL_BOARD], metavar="BOARD",
+                         help=f"virtual boards (default {DEFAULT_VIRTUAL_BOARD}: edk2 + GRUB, as boltzmann boots)")
+    virtual.add_argument("--fresh", action="store_true",
+                         help="up: discard the board's changes and boot from the image as built")
     return parser
 
 
@@ -135,26 +157,34 @@ def _stage_key(args: argparse.Namespace) -> str:
 def _run_stage(args: argparse.Namespace, project: Path, inventory: Path) -> dict[str, Any]:
     key = _stage_key(args)
     limit: list[str] = []
+    tags: list[str] = []
     extravars: dict[str, Any] = {}
+    for given in args.extra_vars:
+        extravars.update(given)
     if key in ("provision", "verify"):
         limit = args.boards
     elif key == "rollback":
         limit = [args.board]
         if args.to:
-            extravars = {"kernel_rollout_rollback_to": args.to}
+            extravars["kernel_rollout_rollback_to"] = args.to
     elif key == "rollout-kernel":
         limit = args.limit
         if args.canary:
             _known_boards(inventory, [args.canary])
-        extravars = {"rollout_canary": args.canary or "", "rollout_batch": args.batch,
-                     "rollout_max_fail_percentage": args.max_fail}
+        extravars.update(rollout_canary=args.canary or "", rollout_batch=args.batch,
+                         rollout_max_fail_percentage=args.max_fail)
         if args.artifact is None:
             raise BadInput("rollout kernel needs --artifact FOLDER (rosenblatt kernel build prints it)")
         if not (args.artifact / "manifest.json").is_file():
             raise BadInput(f"--artifact {args.artifact}: not a kernel artifact (no manifest.json)")
         extravars["kernel_rollout_artifact"] = str(args.artifact.resolve())
     elif key.startswith("virtual-"):
-        extravars = {"virtual_board_state": "started" if key == "virtual-up" else "stopped"}
+        limit = args.boards
+        extravars["virtual_board_state"] = "started" if key == "virtual-up" else "stopped"
+        if key == "virtual-down":
+            tags = ["virtual"]  # stopping needs no image
+        if args.fresh:
+            extravars["virtual_board_fresh"] = True
     _known_boards(inventory, limit)
     if args.confirm:
         extravars["rosenblatt_confirm"] = args.confirm
@@ -166,7 +196,7 @@ def _run_stage(args: argparse.Namespace, project: Path, inventory: Path) -> dict
     results = []
     for playbook in PLAYBOOKS[key]:
         result = run_playbook(project, playbook, inventory=inventory, runs_dir=runs_dir, label=key, limit=limit,
-                              extravars=extravars, check=args.check, progress=progress)
+                              tags=tags, extravars=extravars, check=args.check, progress=progress)
         results.append(result)
         if result.exit_code != EXIT_OK:
             break

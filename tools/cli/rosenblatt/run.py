@@ -75,8 +75,8 @@ class Progress:
 
 
 def run_playbook(project: Path, playbook: str, *, inventory: Path, runs_dir: Path, label: str,
-                 extravars: Mapping[str, Any] | None = None, limit: Sequence[str] = (), check: bool = False,
-                 progress: TextIO = sys.stdout) -> RunResult:
+                 extravars: Mapping[str, Any] | None = None, limit: Sequence[str] = (), tags: Sequence[str] = (),
+                 check: bool = False, progress: TextIO = sys.stdout) -> RunResult:
     import ansible_runner  # noqa: PLC0415 (slow to import; not needed for --help or inventory edits)
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
@@ -88,7 +88,8 @@ def run_playbook(project: Path, playbook: str, *, inventory: Path, runs_dir: Pat
         private_data_dir=str(run_dir), project_dir=str(project), playbook=playbook, inventory=str(inventory),
         envvars={"ANSIBLE_CONFIG": str(project / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
                  "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"},
-        extravars=dict(extravars or {}), limit=",".join(limit) or None, cmdline="--check" if check else None,
+        extravars=dict(extravars or {}), limit=",".join(limit) or None, tags=",".join(tags) or None,
+        cmdline="--check" if check else None,
         quiet=True, event_handler=printer)
     stats = runner.stats or {}
     hosts: dict[str, dict[str, int]] = {}
