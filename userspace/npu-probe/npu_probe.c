@@ -183,10 +183,10 @@ static void run_selftests(struct npu_dev *dev, unsigned lanes, const struct opti
 		free_problem(&p);
 		return;
 	}
-	struct npu_weight_options split = {NPU_PLACE_SPLIT_N, 0};
+	struct npu_weight_options split = {.placement = NPU_PLACE_SPLIT_N};
 	run_gemm(dev, &p, &split, lanes, results, all_seconds);
 	for (unsigned lane = 0; lane < lanes; lane++) {
-		struct npu_weight_options solo = {NPU_PLACE_LANE, lane};
+		struct npu_weight_options solo = {.placement = NPU_PLACE_LANE, .lane = lane};
 		for (unsigned it = 0; it < o->iterations && !results[lane].error[0]; it++) {
 			double seconds = 0;
 			run_gemm(dev, &p, &solo, lanes, results, &seconds);

@@ -61,7 +61,7 @@ int main(void)
 	int8_t *b = calloc((size_t)n * k, 1);
 	struct npu_weight *split, *single;
 	CHECK_OK(npu_weight_prepare(dev, NPU_INT8, n, k, b, NULL, &split));
-	struct npu_weight_options lane2 = {NPU_PLACE_LANE, 2};
+	struct npu_weight_options lane2 = {.placement = NPU_PLACE_LANE, .lane = 2};
 	CHECK_OK(npu_weight_prepare(dev, NPU_INT8, n, k, b, &lane2, &single));
 	size_t padded = (size_t)n * k; /* 8960 and 1536 are multiples of 32 */
 	CHECK(npu_weight_total_bytes(split) == padded && npu_weight_total_bytes(single) == padded,

@@ -3,7 +3,8 @@
  * Randomized GEMMs through the whole library on the software model: weights prepared and placed
  * (split over lanes or on one lane), activations converted, register commands built, interpreted,
  * outputs gathered. INT8 must equal the plain C reference exactly; FP16 must stay within the fp32
- * accumulation bound (k + 2) * 2^-24 * sum |a b| (docs/npu-userspace.md).
+ * accumulation bound (k + 2) * 2^-24 * sum |a b| (docs/npu-userspace.md). Group-wise INT8 (k_group) is
+ * compared bit for bit too: per group the exact int32 sum, scaled and added in group order.
  * Shapes: fixed edge cases (tile boundaries, K and M splits), then random ones from 1 to a few
  * thousand per dimension until a multiply-accumulate budget (scaled by NPU_TEST_BUDGET) is spent.
  */
@@ -16,7 +17,21 @@
 struct shape {
 	enum npu_precision precision;
 	unsigned m, n, k;
+	unsigned k_group; /* INT8: quantization groups along K, 0 = one per row */
 };
+
+/* Exact int32 sums of K channels [k0, k0 + length) of A (m x k) and B (n x k). */
+static void reference_group_sums(int32_t *sums, const int8_t *a, const int8_t *b, unsigned m, unsigned n, unsigned k,
+				 unsigned k0, unsigned length)
+{
+	for (unsigned i = 0; i < m; i++)
+		for (unsigned j = 0; j < n; j++) {
+			int32_t acc = 0;
+			for (unsigned c = k0; c < k0 + length; c++)
+				acc += (int32_t)a[(size_t)i * k + c] * b[(size_t)j * k + c];
+			sums[(size_t)i * n + j] = acc;
+		}
+}
 
 /* npu_gemm_f32: f32 activations in, f32 out. INT8: the library's own per-row quantization, exact
  * int32 sums, then (float)acc * row_scale * column_scale, so the result is compared bit for bit. */
@@ -28,21 +43,31 @@ static void check_f32_entry(struct npu_dev *dev, struct npu_weight *weight, cons
 	for (size_t i = 0; i < a_count; i++)
 		a[i] = (float)((int32_t)(test_random() >> 40) - (1 << 23)) / 65536.0f;
 	if (s->precision == NPU_INT8) {
-		float *column_scales = malloc(s->n * sizeof(float)), *row_scales = malloc(s->m * sizeof(float));
-		for (unsigned j = 0; j < s->n; j++)
+		unsigned groups = npu_weight_k_groups(weight), group = s->k_group ? s->k_group : s->k;
+		CHECK(groups == (s->k + group - 1) / group, "case %u: %u K groups for K=%u k_group=%u", index, groups, s->k,
+		      s->k_group);
+		float *column_scales = malloc((size_t)s->n * groups * sizeof(float)), *row_scales = malloc(s->m * sizeof(float));
+		for (size_t j = 0; j < (size_t)s->n * groups; j++)
 			column_scales[j] = (float)(1 + test_random_below(5000)) / 65536.0f;
 		CHECK_OK(npu_weight_set_column_scales(weight, column_scales));
 		CHECK_OK(npu_gemm_f32(dev, weight, s->m, a, c, NULL));
 		int8_t *q = malloc(a_count);
 		int32_t *sums = malloc(c_count * sizeof *sums);
-		npu_quantize_rows_i8(q, row_scales, a, s->m, s->k);
-		reference_gemm_i8(sums, q, b, s->m, s->n, s->k);
-		for (size_t i = 0; i < c_count; i++) {
-			float expected = (float)sums[i] * row_scales[i / s->n] * column_scales[i % s->n];
-			CHECK(memcmp(&c[i], &expected, 4) == 0, "case %u npu_gemm_f32 int8 M=%u N=%u K=%u: C[%zu] = %a, expected %a",
-			      index, s->m, s->n, s->k, i, (double)c[i], (double)expected);
+		float *expected = malloc(c_count * sizeof *expected);
+		for (unsigned g = 0; g < groups; g++) {
+			unsigned k0 = g * group, length = s->k - k0 < group ? s->k - k0 : group;
+			for (unsigned r = 0; r < s->m; r++)
+				npu_quantize_rows_i8(q + (size_t)r * s->k + k0, &row_scales[r], a + (size_t)r * s->k + k0, 1, length);
+			reference_group_sums(sums, q, b, s->m, s->n, s->k, k0, length);
+			for (size_t i = 0; i < c_count; i++) {
+				float value = (float)sums[i] * row_scales[i / s->n] * column_scales[(i % s->n) * groups + g];
+				expected[i] = g ? expected[i] + value : value;
+			}
 		}
-		free(column_scales), free(row_scales), free(q), free(sums);
+		for (size_t i = 0; i < c_count; i++)
+			CHECK(memcmp(&c[i], &expected[i], 4) == 0, "case %u npu_gemm_f32 int8 M=%u N=%u K=%u k_group=%u: C[%zu] = "
+			      "%a, expected %a", index, s->m, s->n, s->k, s->k_group, i, (double)c[i], (double)expected[i]);
+		free(column_scales), free(row_scales), free(q), free(sums), free(expected);
 	} else {
 		CHECK_OK(npu_gemm_f32(dev, weight, s->m, a, c, NULL));
 		uint16_t *a16 = malloc(a_count * 2);
@@ -62,7 +87,7 @@ static void run_case(struct npu_dev *devs[3], const struct shape *s, unsigned in
 	unsigned lanes = 1 + test_random_below(3);
 	struct npu_dev *dev = devs[lanes - 1];
 	struct npu_weight_options placement = {test_random_below(3) ? NPU_PLACE_SPLIT_N : NPU_PLACE_LANE,
-					       test_random_below(lanes)};
+					       test_random_below(lanes), s->k_group};
 	size_t bpe = s->precision == NPU_INT8 ? 1 : 2;
 	void *a = malloc((size_t)s->m * s->k * bpe), *b = malloc((size_t)s->n * s->k * bpe);
 	void *c = malloc((size_t)s->m * s->n * 4);
@@ -79,8 +104,9 @@ static void run_case(struct npu_dev *devs[3], const struct shape *s, unsigned in
 	memset(c, 0x5a, (size_t)s->m * s->n * 4);
 	struct npu_gemm_stats stats;
 	int status = npu_gemm(dev, weight, s->m, a, c, &stats);
-	CHECK(status == NPU_OK, "case %u %s M=%u N=%u K=%u lanes=%u placement=%d: %s", index,
-	      s->precision == NPU_INT8 ? "int8" : "fp16", s->m, s->n, s->k, lanes, (int)placement.placement, npu_error());
+	CHECK(status == NPU_OK, "case %u %s M=%u N=%u K=%u k_group=%u lanes=%u placement=%d: %s", index,
+	      s->precision == NPU_INT8 ? "int8" : "fp16", s->m, s->n, s->k, s->k_group, lanes, (int)placement.placement,
+	      npu_error());
 	if (s->precision == NPU_INT8) {
 		int32_t *expected = malloc((size_t)s->m * s->n * 4);
 		reference_gemm_i8(expected, a, b, s->m, s->n, s->k);
@@ -100,7 +126,7 @@ static void run_case(struct npu_dev *devs[3], const struct shape *s, unsigned in
 		free(expected);
 		free(bound);
 	}
-	if (index % 4 == 0)
+	if (index % 4 == 0 || s->k_group)
 		check_f32_entry(dev, weight, s, b, index);
 	npu_weight_free(dev, weight);
 	free(a);
@@ -123,13 +149,15 @@ int main(void)
 	double budget = test_budget();
 	struct npu_dev *devs[3] = {test_open_model(1), test_open_model(2), test_open_model(3)};
 	static const struct shape fixed[] = {
-		{NPU_INT8, 1, 1, 1},        {NPU_FP16, 1, 1, 1},
-		{NPU_INT8, 64, 64, 256},    {NPU_INT8, 5, 33, 40},      /* padding in every dimension */
-		{NPU_INT8, 4, 32, 4096},    {NPU_INT8, 3, 31, 4097},    /* one K tile / two K tiles */
-		{NPU_FP16, 3, 17, 2049},    {NPU_FP16, 8, 16, 2048},
-		{NPU_INT8, 1021, 40, 64},   {NPU_INT8, 2050, 7, 33},    /* M split into tasks */
-		{NPU_INT8, 17, 4100, 32},   {NPU_FP16, 9, 1000, 300},   /* N split into tiles */
-		{NPU_INT8, 2, 70, 9000},    {NPU_FP16, 130, 130, 130},
+		{NPU_INT8, 1, 1, 1, 0},        {NPU_FP16, 1, 1, 1, 0},
+		{NPU_INT8, 64, 64, 256, 0},    {NPU_INT8, 5, 33, 40, 0},      /* padding in every dimension */
+		{NPU_INT8, 4, 32, 4096, 0},    {NPU_INT8, 3, 31, 4097, 0},    /* one K tile / two K tiles */
+		{NPU_FP16, 3, 17, 2049, 0},    {NPU_FP16, 8, 16, 2048, 0},
+		{NPU_INT8, 1021, 40, 64, 0},   {NPU_INT8, 2050, 7, 33, 0},    /* M split into tasks */
+		{NPU_INT8, 17, 4100, 32, 0},   {NPU_FP16, 9, 1000, 300, 0},   /* N split into tiles */
+		{NPU_INT8, 2, 70, 9000, 0},    {NPU_FP16, 130, 130, 130, 0},
+		{NPU_INT8, 5, 40, 640, 128}, {NPU_INT8, 3, 33, 1000, 256}, /* K groups, a short last one */
+		{NPU_INT8, 2, 20, 100, 4096}, {NPU_INT8, 7, 64, 4100, 32},
 	};
 	unsigned cases = 0;
 	double macs = 0;
@@ -147,6 +175,7 @@ int main(void)
 		s.m = random_dimension(size_class);
 		s.n = random_dimension(size_class == 2 ? test_random_below(3) : size_class);
 		s.k = random_dimension(size_class == 2 ? test_random_below(3) : size_class);
+		s.k_group = s.precision == NPU_INT8 && test_random_below(3) == 0 ? 32u << test_random_below(4) : 0;
 		double cost = (double)s.m * s.n * s.k;
 		if (cost > 0.25 * limit || cost > 4e8)
 			continue;

@@ -76,6 +76,11 @@ static void check_rejections(void)
 	CHECK_FAILS(npu_plan_weights(NPU_FP16, 64, 0, 1, &w), NPU_ERR_INVALID, "K=0");
 	CHECK_FAILS(npu_plan_weights(NPU_INT8, 64, (1u << 20) + 1, 1, &w), NPU_ERR_LIMIT, "K=1048577");
 	CHECK_FAILS(npu_plan_weights(NPU_INT8, 65536, 65536, 1, &w), NPU_ERR_LIMIT, "N=65536 K=65536");
+	CHECK_FAILS(npu_plan_weights_grouped(NPU_INT8, 64, 640, 100, 1, &w), NPU_ERR_INVALID, "K group 100");
+	CHECK_FAILS(npu_plan_weights_grouped(NPU_INT8, 64, 640, 8192, 1, &w), NPU_ERR_INVALID, "at most 4096");
+	CHECK_OK(npu_plan_weights_grouped(NPU_INT8, 64, 1000, 128, 1, &w));
+	CHECK(w.k_grouped && w.kt == 128 && w.k_tiles == 8 && npu_plan_k_tile(&w, 7, NULL) == 1024 - 7 * 128,
+	      "grouped plan K=1000 group 128: kt %u, %u tiles", w.kt, w.k_tiles);
 	CHECK_OK(npu_plan_weights(NPU_INT8, 64, 64, 1, &w));
 	CHECK_FAILS(npu_plan_rows(&w, 0, &r), NPU_ERR_INVALID, "M=0");
 	CHECK_OK(npu_plan_weights(NPU_FP16, 4096, 65536, 1, &w));
@@ -111,8 +116,11 @@ static void check_rejections(void)
 	int8_t b[64 * 64] = {0};
 	struct npu_weight *weight = NULL;
 	CHECK_FAILS(npu_weight_prepare(dev, NPU_INT8, 0, 64, b, NULL, &weight), NPU_ERR_INVALID, "N=0");
-	struct npu_weight_options lane5 = {NPU_PLACE_LANE, 5};
+	struct npu_weight_options lane5 = {.placement = NPU_PLACE_LANE, .lane = 5};
 	CHECK_FAILS(npu_weight_prepare(dev, NPU_INT8, 64, 64, b, &lane5, &weight), NPU_ERR_INVALID, "lane 5");
+	struct npu_weight_options fp16_groups = {.placement = NPU_PLACE_SPLIT_N, .k_group = 64};
+	CHECK_FAILS(npu_weight_prepare(dev, NPU_FP16, 64, 64, b, &fp16_groups, &weight), NPU_ERR_INVALID,
+		    "apply to INT8 weights only");
 	CHECK_OK(npu_weight_prepare(dev, NPU_INT8, 64, 64, b, NULL, &weight));
 	int32_t c[64];
 	CHECK_FAILS(npu_gemm(dev, weight, 0, b, c, NULL), NPU_ERR_INVALID, "M=0");

@@ -30,7 +30,7 @@ struct npu_weight {
 	unsigned *tile_channel;    /* [n_tiles]: first output channel of the tile inside its lane */
 	uint32_t *tile_offset;     /* [n_tiles * k_tiles]: byte offset of the tile in its lane's BO */
 	unsigned lane_channels[NPU_MAX_LANES];
-	float *column_scales;      /* [n] or NULL (1.0) */
+	float *column_scales;      /* [groups][n] (transposed from the caller's [n][groups]) or NULL (1.0) */
 };
 
 static size_t align64(size_t value)
@@ -44,9 +44,11 @@ int npu_weight_prepare(struct npu_dev *dev, enum npu_precision precision, unsign
 	if (!dev || !b_nk || !out)
 		return npu_fail(NPU_ERR_INVALID, "npu_weight_prepare: NULL argument");
 	*out = NULL;
-	struct npu_weight_options defaults = {NPU_PLACE_SPLIT_N, 0};
+	struct npu_weight_options defaults = {NPU_PLACE_SPLIT_N, 0, 0};
 	if (!options)
 		options = &defaults;
+	if (options->k_group && precision != NPU_INT8)
+		return npu_fail(NPU_ERR_INVALID, "K groups (k_group %u) apply to INT8 weights only", options->k_group);
 	if (options->placement == NPU_PLACE_LANE && options->lane >= dev->info.lanes)
 		return npu_fail(NPU_ERR_INVALID, "weight placement on lane %u: the device has %u lanes", options->lane,
 				dev->info.lanes);
@@ -56,7 +58,7 @@ int npu_weight_prepare(struct npu_dev *dev, enum npu_precision precision, unsign
 	if (!w)
 		return npu_fail(NPU_ERR_NOMEM, "out of memory");
 	unsigned min_tiles = options->placement == NPU_PLACE_SPLIT_N ? dev->info.lanes : 1;
-	int status = npu_plan_weights(precision, n, k, min_tiles, &w->plan);
+	int status = npu_plan_weights_grouped(precision, n, k, options->k_group, min_tiles, &w->plan);
 	if (status) {
 		free(w);
 		return status;
@@ -133,13 +135,21 @@ int npu_weight_set_column_scales(struct npu_weight *w, const float *column_scale
 		return npu_fail(NPU_ERR_INVALID, "npu_weight_set_column_scales: NULL argument");
 	if (w->plan.precision != NPU_INT8)
 		return npu_fail(NPU_ERR_INVALID, "column scales apply to INT8 weights only");
-	float *copy = malloc((size_t)w->plan.n * sizeof *copy);
+	unsigned groups = npu_weight_k_groups(w), n = w->plan.n;
+	float *copy = malloc((size_t)n * groups * sizeof *copy);
 	if (!copy)
 		return npu_fail(NPU_ERR_NOMEM, "out of memory");
-	memcpy(copy, column_scales, (size_t)w->plan.n * sizeof *copy);
+	for (unsigned j = 0; j < n; j++)
+		for (unsigned g = 0; g < groups; g++)
+			copy[(size_t)g * n + j] = column_scales[(size_t)j * groups + g];
 	free(w->column_scales);
 	w->column_scales = copy;
 	return NPU_OK;
+}
+
+unsigned npu_weight_k_groups(const struct npu_weight *w)
+{
+	return w->plan.k_grouped ? w->plan.k_tiles : 1;
 }
 
 size_t npu_weight_lane_bytes(const struct npu_weight *w, unsigned lane)
@@ -213,6 +223,7 @@ struct lane_job {
 	size_t canary_offset;  /* canary output inside the output BO */
 	uint32_t sequence;
 	int used;
+	int64_t submit_ns;     /* time inside SUBMIT (the software model computes there) */
 };
 
 static int build_lane_job(struct npu_dev *dev, const struct npu_weight *w, const struct npu_row_plan *rows,
@@ -287,17 +298,20 @@ static int build_lane_job(struct npu_dev *dev, const struct npu_weight *w, const
 	}
 	const struct npu_bo *in_bos[] = {&s->feature, &s->regcmd, &s->canary_input, wbo};
 	const struct npu_bo *out_bos[] = {&s->output};
+	int64_t submit_start = npu_monotonic_ns();
 	status = npu_submit(dev, lane, tasks, job->tasks, in_bos, 4, out_bos, 1);
+	job->submit_ns = npu_monotonic_ns() - submit_start;
 	free(tasks);
 	job->used = !status;
 	return status;
 }
 
-/* Writes the lane's columns of C: int32 or fp32 sums, or (scaled) f32 = (float)acc * row * column. */
+/* Writes the lane's columns of C: int32 or fp32 sums, or (scaled) f32 = sum over K groups of
+ * (float)acc * row * column (one group unless the weight is grouped). */
 struct gather_target {
 	void *c;                   /* int32_t / float [M][N] */
-	const float *row_scales;   /* non-NULL: INT8 output dequantized into float c */
-	const float *column_scales;
+	const float *row_scales;   /* non-NULL: INT8 output dequantized into float c; [groups][M] */
+	const float *column_scales; /* [groups][N] */
 };
 
 static void gather_lane(const struct npu_weight *w, const struct npu_row_plan *rows, unsigned lane,
@@ -316,7 +330,8 @@ static void gather_lane(const struct npu_weight *w, const struct npu_row_plan *r
 			const uint8_t *src = output + i * job->partial_bytes + (size_t)(w->tile_channel[j] / 4) * rows->mp * 16;
 			if (target->row_scales)
 				ops->rows_from_output_i32_scaled((float *)target->c + n0, src, rows->m, columns, p->n, rows->mp,
-								 target->row_scales, target->column_scales + n0, 0);
+								 target->row_scales + (size_t)i * rows->m,
+								 target->column_scales + (size_t)i * p->n + n0, i > 0);
 			else if (p->precision == NPU_INT8)
 				ops->rows_from_output_i32((int32_t *)target->c + n0, src, rows->m, columns, p->n, rows->mp, i > 0);
 			else
@@ -359,11 +374,16 @@ static int run_gemm(struct npu_dev *dev, const struct npu_weight *w, unsigned m,
 	char message[512] = "";
 	if (first_error)
 		memcpy(message, npu_error(), sizeof message - 1);
+	int64_t device_ns = 0;
+	for (unsigned lane = 0; lane < dev->info.lanes; lane++)
+		device_ns += jobs[lane].submit_ns;
 	for (unsigned lane = 0; lane < dev->info.lanes; lane++) {
 		if (!jobs[lane].used)
 			continue;
 		struct npu_lane_scratch *s = &dev->scratch[lane];
+		int64_t wait_start = npu_monotonic_ns();
 		status = npu_bo_cpu_begin(dev, &s->output, JOB_WAIT_NS);
+		device_ns += npu_monotonic_ns() - wait_start;
 		if (!status)
 			status = check_canary((const uint8_t *)s->output.map + jobs[lane].canary_offset, jobs[lane].sequence,
 					      lane);
@@ -379,6 +399,7 @@ static int run_gemm(struct npu_dev *dev, const struct npu_weight *w, unsigned m,
 		stats->jobs = job_count;
 		stats->tasks = tasks;
 		stats->seconds = (double)(npu_monotonic_ns() - start) / 1e9;
+		stats->device_seconds = (double)device_ns / 1e9;
 		memcpy(stats->lane_status, lane_status, sizeof lane_status);
 	}
 	if (first_error)
@@ -417,19 +438,30 @@ int npu_gemm_f32(struct npu_dev *dev, const struct npu_weight *w, unsigned m, co
 		free(a16);
 		return status;
 	}
+	unsigned groups = npu_weight_k_groups(w);
 	int8_t *q = malloc(count);
-	float *row_scales = malloc((size_t)m * sizeof *row_scales);
-	float *ones = w->column_scales ? NULL : malloc((size_t)p->n * sizeof *ones);
-	/* several K tiles: sum the exact int32 partials first, then dequantize once */
-	int32_t *sums = p->k_tiles > 1 ? malloc((size_t)m * p->n * sizeof *sums) : NULL;
-	if (!q || !row_scales || (!w->column_scales && !ones) || (p->k_tiles > 1 && !sums)) {
+	float *row_scales = malloc((size_t)m * groups * sizeof *row_scales);
+	float *ones = w->column_scales ? NULL : malloc((size_t)p->n * groups * sizeof *ones);
+	/* several K tiles of one group: sum the exact int32 partials first, then dequantize once */
+	int32_t *sums = p->k_tiles > 1 && !p->k_grouped ? malloc((size_t)m * p->n * sizeof *sums) : NULL;
+	if (!q || !row_scales || (!w->column_scales && !ones) || (p->k_tiles > 1 && !p->k_grouped && !sums)) {
 		free(q), free(row_scales), free(ones), free(sums);
 		return npu_fail(NPU_ERR_NOMEM, "out of memory");
 	}
-	for (unsigned j = 0; ones && j < p->n; j++)
+	for (size_t j = 0; ones && j < (size_t)p->n * groups; j++)
 		ones[j] = 1.0f;
 	const float *column_scales = w->column_scales ? w->column_scales : ones;
-	ops->quantize_rows_i8(q, row_scales, a_mk, m, p->k);
+	if (p->k_grouped) {
+		for (unsigned g = 0; g < groups; g++) {
+			unsigned k0, kt = npu_plan_k_tile(p, g, &k0);
+			unsigned length = p->k - k0 < kt ? p->k - k0 : kt;
+			for (unsigned r = 0; r < m; r++)
+				ops->quantize_rows_i8(q + (size_t)r * p->k + k0, &row_scales[(size_t)g * m + r],
+						      a_mk + (size_t)r * p->k + k0, 1, length);
+		}
+	} else {
+		ops->quantize_rows_i8(q, row_scales, a_mk, m, p->k);
+	}
 	if (sums) {
 		struct gather_target target = {sums, NULL, NULL};
 		status = run_gemm(dev, w, m, q, &target, stats, start);

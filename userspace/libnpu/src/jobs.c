@@ -11,6 +11,12 @@
 int npu_plan_weights(enum npu_precision precision, unsigned n, unsigned k, unsigned min_n_tiles,
 		     struct npu_weight_plan *plan)
 {
+	return npu_plan_weights_grouped(precision, n, k, 0, min_n_tiles, plan);
+}
+
+int npu_plan_weights_grouped(enum npu_precision precision, unsigned n, unsigned k, unsigned k_group,
+			     unsigned min_n_tiles, struct npu_weight_plan *plan)
+{
 	if (!plan)
 		return npu_fail(NPU_ERR_INVALID, "npu_plan_weights: plan is NULL");
 	if (precision != NPU_INT8 && precision != NPU_FP16)
@@ -31,8 +37,18 @@ int npu_plan_weights(enum npu_precision precision, unsigned n, unsigned k, unsig
 	p.kp = npu_align_up(k, NPU_K_ALIGN);
 
 	unsigned k_max = precision == NPU_INT8 ? NPU_TASK_MAX_K_INT8 : NPU_TASK_MAX_K_FP16;
-	p.k_tiles = npu_div_up(p.kp, k_max);
-	p.kt = npu_align_up(npu_div_up(p.kp, p.k_tiles), NPU_K_ALIGN);
+	if (k_group && (k_group % NPU_K_ALIGN || k_group > k_max))
+		return npu_fail(NPU_ERR_INVALID, "K group %u: must be a multiple of %u and at most %u", k_group,
+				NPU_K_ALIGN, k_max);
+	if (k_group) {
+		/* one K tile per quantization group; the last one may be shorter */
+		p.kt = k_group < p.kp ? k_group : p.kp;
+		p.k_tiles = npu_div_up(p.kp, p.kt);
+		p.k_grouped = 1;
+	} else {
+		p.k_tiles = npu_div_up(p.kp, k_max);
+		p.kt = npu_align_up(npu_div_up(p.kp, p.k_tiles), NPU_K_ALIGN);
+	}
 
 	unsigned n_max = NPU_TASK_WEIGHT_BANKS * NPU_CBUF_BANK_BYTES / (p.kt * p.in_bytes);
 	n_max = n_max / p.kernel_group * p.kernel_group;

@@ -33,6 +33,7 @@ struct npu_weight_plan {
 	unsigned np, kp;        /* padded: N to the kernel group (32 int8, 16 fp16), K to 32 */
 	unsigned nt, kt;        /* tile sizes (last tile may be smaller, still aligned) */
 	unsigned n_tiles, k_tiles;
+	int k_grouped;          /* each K tile is a quantization group: partials are scaled, not summed exactly */
 	unsigned kernel_group;  /* 32 int8, 16 fp16 */
 	unsigned in_bytes;      /* bytes per input element: 1 int8, 2 fp16 */
 	unsigned feature_c2;    /* channels per 16-byte feature atom: 16 int8, 8 fp16 */
@@ -47,6 +48,10 @@ struct npu_row_plan {
 /* min_n_tiles: split N into at least this many tiles when N allows (one per lane for NPU_PLACE_SPLIT_N). */
 int npu_plan_weights(enum npu_precision precision, unsigned n, unsigned k, unsigned min_n_tiles,
 		     struct npu_weight_plan *plan);
+/* k_group (0 = as above): K tiles of exactly k_group channels (a multiple of 32), the groups of group-wise
+ * INT8 quantization (npu_weight_options.k_group). */
+int npu_plan_weights_grouped(enum npu_precision precision, unsigned n, unsigned k, unsigned k_group,
+			     unsigned min_n_tiles, struct npu_weight_plan *plan);
 int npu_plan_rows(const struct npu_weight_plan *weights, unsigned m, struct npu_row_plan *rows);
 
 /* Tile sizes of tile index i (the last one may be short). */

@@ -115,7 +115,9 @@ enum npu_placement {
 
 struct npu_weight_options {
 	enum npu_placement placement;
-	unsigned lane; /* for NPU_PLACE_LANE */
+	unsigned lane;    /* for NPU_PLACE_LANE */
+	unsigned k_group; /* INT8 only, 0 = off: quantization groups of k_group channels along K (a multiple of
+			     32, <= 4096), each with its own weight and activation scales (group-wise INT8) */
 };
 
 struct npu_weight;
@@ -134,6 +136,8 @@ struct npu_gemm_stats {
 	unsigned jobs;       /* one per lane used */
 	unsigned tasks;      /* register-command tasks incl. one canary task per job */
 	double seconds;      /* wall time of the call */
+	double device_seconds; /* of which inside SUBMIT and waiting for the jobs; the rest is the CPU's share
+				  (conversions, register commands, gathering); the software model runs in SUBMIT */
 	int lane_status[NPU_MAX_LANES]; /* per lane: NPU_OK, or why its job failed (others still checked) */
 };
 
@@ -142,13 +146,17 @@ struct npu_gemm_stats {
 int npu_gemm(struct npu_dev *dev, const struct npu_weight *weight, unsigned m, const void *a_mk,
 	     void *c_mn, struct npu_gemm_stats *stats);
 
-/* Per-output-channel scales of an INT8 weight (n floats, copied): npu_gemm_f32 multiplies each
- * int32 result by row_scale[m] * column_scale[n]. Without them the column scale is 1. */
+/* Scales of an INT8 weight, copied: [n][groups] floats, groups = npu_weight_k_groups() (1 without
+ * k_group: one scale per output channel). npu_gemm_f32 multiplies each group's int32 sum by
+ * row_scale[m][group] * column_scale[n][group]. Without them the column scales are 1. */
 int npu_weight_set_column_scales(struct npu_weight *weight, const float *column_scales);
+/* Quantization groups along K: ceil(K / k_group) with k_group, else 1. */
+unsigned npu_weight_k_groups(const struct npu_weight *weight);
 
-/* C = A x B from f32 activations, f32 result: INT8 weights quantize A per row (npu_quantize_rows_i8)
- * and dequantize the exact int32 sums as (float)acc * row_scale[m] * column_scale[n]; FP16 weights
- * convert A to fp16 (round to nearest even) and return the fp32 sums. */
+/* C = A x B from f32 activations, f32 result: INT8 weights quantize A per row, or per row and K group
+ * (npu_quantize_rows_i8 on each group), and dequantize the exact int32 sums as
+ * sum over groups of (float)acc * row_scale * column_scale; FP16 weights convert A to fp16 (round to
+ * nearest even) and return the fp32 sums. */
 int npu_gemm_f32(struct npu_dev *dev, const struct npu_weight *weight, unsigned m, const float *a_mk, float *c_mn,
 		 struct npu_gemm_stats *stats);
 

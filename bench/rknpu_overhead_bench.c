@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The CPU's share of ggml-rknpu's work per prefill token, for the weight matmuls of one qwen2.5-1.5B
+ * layer, as a ratio of what the CPU backend spends on the same matmuls itself (Q4_K weights, f32
+ * activations, all threads). The CPU's share is what npu_gemm_f32 spends outside SUBMIT and the wait for
+ * the jobs: activation quantization (INT8 in K groups, as the backend's default), the feature layout,
+ * register commands, gathering and dequantizing the partial sums. The software model stands in for the
+ * NPU; its own time is excluded. Not a test.
+ * Usage: rknpu-overhead-bench [ROWS (512)] [REPEATS (3)] [INT8_GROUP (128, the backend's default; 0 = per row)]
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ggml-backend.h"
+#include "ggml-cpu.h"
+#include "ggml.h"
+#include "npu/npu.h"
+
+
+struct shape {
+	const char *name;
+	unsigned n, k; /* output channels, input channels */
+};
+
+/* qwen2.5-1.5B: hidden 1536, 2 KV heads of 128, FFN 8960. */
+static const struct shape shapes[] = {
+	{"attn_q", 1536, 1536}, {"attn_k", 256, 1536},   {"attn_v", 256, 1536},  {"attn_output", 1536, 1536},
+	{"ffn_gate", 8960, 1536}, {"ffn_up", 8960, 1536}, {"ffn_down", 1536, 8960},
+};
+
+static double now(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static void fill(float *x, size_t count, unsigned seed)
+{
+	for (size_t i = 0; i < count; i++) {
+		seed = seed * 1103515245u + 12345u;
+		x[i] = (float)((seed >> 9) & 0xffff) / 32768.0f - 1.0f;
+	}
+}
+
+/* Best wall time of the CPU backend's MUL_MAT with Q4_K weights. */
+static double cpu_matmul_seconds(ggml_backend_t cpu, const struct shape *s, unsigned rows, const float *w,
+				 const float *x, int repeats)
+{
+	struct ggml_init_params params = {.mem_size = 8 * ggml_tensor_overhead() + ggml_graph_overhead(),
+					  .no_alloc = true};
+	struct ggml_context *ctx = ggml_init(params);
+	struct ggml_tensor *weight = ggml_new_tensor_2d(ctx, GGML_TYPE_Q4_K, s->k, s->n);
+	struct ggml_tensor *input = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, s->k, rows);
+	struct ggml_tensor *output = ggml_mul_mat(ctx, weight, input);
+	struct ggml_cgraph *graph = ggml_new_graph(ctx);
+	ggml_build_forward_expand(graph, output);
+	ggml_backend_buffer_t buffer = ggml_backend_alloc_ctx_tensors(ctx, cpu);
+	void *quantized = malloc(ggml_nbytes(weight));
+	ggml_quantize_chunk(GGML_TYPE_Q4_K, w, quantized, 0, s->n, s->k, NULL);
+	ggml_backend_tensor_set(weight, quantized, 0, ggml_nbytes(weight));
+	ggml_backend_tensor_set(input, x, 0, ggml_nbytes(input));
+	double best = 1e30;
+	for (int r = 0; r < repeats; r++) {
+		double start = now();
+		ggml_backend_graph_compute(cpu, graph);
+		double took = now() - start;
+		best = took < best ? took : best;
+	}
+	free(quantized);
+	ggml_backend_buffer_free(buffer);
+	ggml_free(ctx);
+	return best;
+}
+
+/* Best CPU share (wall minus device time) of npu_gemm_f32 on the software model. */
+static double npu_host_seconds(struct npu_dev *dev, const struct shape *s, unsigned rows, unsigned group_size,
+			       const float *w, const float *x, int repeats, double *device)
+{
+	const unsigned group = group_size ? group_size : s->k, groups = (s->k + group - 1) / group;
+	int8_t *q = malloc((size_t)s->n * s->k);
+	float *scales = malloc((size_t)s->n * groups * sizeof(float)), *c = malloc((size_t)rows * s->n * sizeof(float));
+	struct npu_weight_options options = {.placement = NPU_PLACE_SPLIT_N, .k_group = group_size};
+	struct npu_weight *weight;
+	for (unsigned j = 0; j < s->n; j++)
+		for (unsigned g = 0; g < groups; g++) {
+			unsigned k0 = g * group, length = s->k - k0 < group ? s->k - k0 : group;
+			npu_quantize_rows_i8(q + (size_t)j * s->k + k0, &scales[(size_t)j * groups + g],
+					     w + (size_t)j * s->k + k0, 1, length);
+		}
+	if (npu_weight_prepare(dev, NPU_INT8, s->n, s->k, q, &options, &weight) ||
+	    npu_weight_set_column_scales(weight, scales)) {
+		fprintf(stderr, "%s: %s\n", s->name, npu_error());
+		exit(1);
+	}
+	double best = 1e30;
+	for (int r = 0; r < repeats; r++) {
+		struct npu_gemm_stats stats;
+		if (npu_gemm_f32(dev, weight, rows, x, c, &stats)) {
+			fprintf(stderr, "%s: %s\n", s->name, npu_error());
+			exit(1);
+		}
+		if (stats.seconds - stats.device_seconds < best) {
+			best = stats.seconds - stats.device_seconds;
+			*device = stats.device_seconds;
+		}
+	}
+	npu_weight_free(dev, weight);
+	free(q), free(scales), free(c);
+	return best;
+}
+
+int main(int argc, char **argv)
+{
+	unsigned rows = argc > 1 ? (unsigned)atoi(argv[1]) : 512;
+	int repeats = argc > 2 ? atoi(argv[2]) : 3;
+	unsigned group = argc > 3 ? (unsigned)atoi(argv[3]) : 128;
+	int threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	struct npu_open_options open = {.backend = NPU_BACKEND_MODEL};
+	struct npu_dev *dev;
+	ggml_backend_t cpu = ggml_backend_cpu_init();
+
+	if (!cpu || npu_open(&dev, &open)) {
+		fprintf(stderr, "cannot open the CPU backend or the software NPU model: %s\n", npu_error());
+		return 1;
+	}
+	ggml_backend_cpu_set_n_threads(cpu, threads);
+	printf("one qwen2.5-1.5B layer, %u rows (prefill tokens), best of %d; CPU backend: Q4_K, %d threads; "
+	       "ggml-rknpu: INT8, K group %u (0: per row) on the software model\n", rows, repeats, threads, group);
+	printf("%-12s %6s %6s %12s %16s %8s %14s\n", "matmul", "N", "K", "CPU ms", "rknpu CPU ms", "ratio",
+	       "model ms");
+	double cpu_total = 0, host_total = 0;
+	for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+		const struct shape *s = &shapes[i];
+		float *w = malloc((size_t)s->n * s->k * sizeof(float)), *x = malloc((size_t)rows * s->k * sizeof(float));
+		double device = 0;
+		fill(w, (size_t)s->n * s->k, 1 + (unsigned)i);
+		fill(x, (size_t)rows * s->k, 100 + (unsigned)i);
+		double cpu_seconds = cpu_matmul_seconds(cpu, s, rows, w, x, repeats);
+		double host_seconds = npu_host_seconds(dev, s, rows, group, w, x, repeats, &device);
+		printf("%-12s %6u %6u %12.2f %16.2f %8.3f %14.0f\n", s->name, s->n, s->k, cpu_seconds * 1e3,
+		       host_seconds * 1e3, host_seconds / cpu_seconds, device * 1e3);
+		cpu_total += cpu_seconds;
+		host_total += host_seconds;
+		free(w), free(x);
+	}
+	printf("per prefill token: CPU backend %.1f us, ggml-rknpu's CPU share %.1f us: ratio %.3f\n",
+	       cpu_total / rows * 1e6, host_total / rows * 1e6, host_total / cpu_total);
+	npu_close(dev);
+	ggml_backend_free(cpu);
+	return 0;
+}

@@ -1,0 +1,191 @@
+"""ggml-rknpu on x86 with the software NPU model: llama.cpp (llama-cpp-python sdist) and the backend built by
+the runtime stage in native mode, then the pinned llama.cpp's own test-backend-ops, perplexity and greedy
+output on the real Q4_K_M model, RKNPU against CPU-only. The aarch64 build under qemu-aarch64 is the slow tier."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, run_playbook
+
+CACHE = Path(os.environ.get("ROSENBLATT_CACHE", Path.home() / ".cache/rosenblatt"))
+TARGETS = ["test-backend-ops", "llama-perplexity", "llama-completion"]
+PROMPT = ("The Mark I Perceptron was a machine built in 1958 at the Cornell Aeronautical Laboratory. "
+          "It learned to recognise simple shapes from")
+# Bounds, from the measurements in docs/ggml-rknpu.md: perplexity within 6 % of CPU-only (group-wise INT8
+# and FP16 are within 4 %; per-row INT8 is 9.5 % off and fails), the first 12 words of greedy output equal.
+PERPLEXITY_BOUND = 0.06
+GREEDY_WORDS = 12
+# Every weight type the backend claims in supports_op, as test-backend-ops names them.
+CLAIMED_TYPES = {"f32", "f16", "bf16", "q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_K", "q3_K", "q4_K", "q5_K", "q6_K"}
+
+
+def real_input(name: str) -> Path:
+    result = subprocess.run([sys.executable, "tools/test_inputs.py", name], cwd=REPO, capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    return Path(result.stdout.strip())
+
+
+def build_runtime(variables: dict) -> Path:
+    """The runtime stage's build (playbooks/runtime.yml --tags runtime-build): its artifact, bin/ and lib/."""
+    real_input("llama-cpp-sdist")
+    result = run_playbook("-i", "tests/inventory/local", "playbooks/runtime.yml", "--tags", "runtime-build",
+                          "-e", json.dumps({"runtime_build_targets": TARGETS, **variables}), timeout=5400)
+    assert result.returncode == 0, result.stdout[-5000:]
+    match = re.search(r"(?:built|present) at (/[^\s']+)", " ".join(result.stdout.split()))
+    assert match, result.stdout[-3000:]
+    artifact = Path(match.group(1))
+    assert (artifact / "lib/libggml-rknpu.so").is_file() and (artifact / "bin/libggml-cpu.so").is_file()
+    return artifact
+
+
+@pytest.fixture(scope="module")
+def runtime() -> Path:
+    """Built natively for the build host itself (x86_64 here)."""
+    return build_runtime({"runtime_build_mode": "native", "runtime_build_dir": str(CACHE / "runtime-x86")})
+
+
+@pytest.fixture(scope="module")
+def model() -> Path:
+    return real_input("gemma-gguf")
+
+
+def run(runtime: Path, program: str, *args: str, npu: dict[str, str] | None = None, emulator: tuple[str, ...] = (),
+        timeout: int = 1800) -> subprocess.CompletedProcess:
+    """A program of the runtime, CPU-only, or with the backend on the software model and the given settings."""
+    environment = {key: value for key, value in os.environ.items()
+                   if not key.startswith(("GGML_", "NPU_BACKEND"))}
+    if npu is not None:
+        environment.update({"GGML_BACKEND_PATH": str(runtime / "lib/libggml-rknpu.so"), "NPU_BACKEND": "model", **npu})
+    return subprocess.run([*emulator, str(runtime / "bin" / program), *args], capture_output=True, text=True,
+                          timeout=timeout, env=environment, check=False)
+
+
+def npu_stats(stderr: str) -> dict[str, float]:
+    match = re.search(r"rknpu: MUL_MAT on the NPU: (\d+) ops, ([\d.]+) GMAC.*?on the CPU \(batch < \d+\): (\d+) ops, "
+                      r"([\d.]+) GMAC.*?(\d+) weights converted", stderr)
+    assert match, stderr[-3000:]
+    return dict(zip(("npu_ops", "npu_gmac", "cpu_ops", "cpu_gmac", "weights"), map(float, match.groups()),
+                    strict=True))
+
+
+@pytest.mark.parametrize("settings", [
+    {"GGML_RKNPU_PRECISION": "int8"},  # the default: INT8 in K groups of 256
+    {"GGML_RKNPU_PRECISION": "int8", "GGML_RKNPU_INT8_GROUP": "0"},  # one scale per row and channel
+    {"GGML_RKNPU_PRECISION": "fp16"},
+], ids=["int8-groups", "int8-rows", "fp16"])
+def test_backend_ops_mul_mat_passes_on_the_npu_path(runtime: Path, settings: dict[str, str]) -> None:
+    """llama.cpp's own test-backend-ops, RKNPU against the CPU backend, every MUL_MAT the backend claims; every
+    batch size forced onto the NPU (GGML_RKNPU_MIN_BATCH=0)."""
+    check_backend_ops(run(runtime, "test-backend-ops", "-b", "RKNPU", "-o", "MUL_MAT",
+                          npu={"GGML_RKNPU_MIN_BATCH": "0", **settings}))
+
+
+def check_backend_ops(result: subprocess.CompletedProcess) -> None:
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    passed = re.search(r"(\d+)/(\d+) tests passed", result.stdout)
+    assert passed and passed.group(1) == passed.group(2), result.stdout[-3000:]
+    tested = {match.group(1) for line in result.stdout.splitlines() if "OK" in line
+              for match in [re.search(r"MUL_MAT\(type_a=(\w+),type_b=f32", line)] if match}
+    assert tested == CLAIMED_TYPES, tested ^ CLAIMED_TYPES
+    stats = npu_stats(result.stderr)
+    assert stats["npu_ops"] == int(passed.group(1)) and stats["cpu_ops"] == 0
+    assert "FAIL" not in result.stdout
+
+
+def test_backend_is_clean_under_asan_and_ubsan(runtime: Path, tmp_path: Path) -> None:
+    """The backend and libnpu built with AddressSanitizer and UndefinedBehaviorSanitizer against the same ggml,
+    loaded into the runtime's test-backend-ops (the sanitizer runtimes preloaded), leaks checked at exit."""
+    [ggml] = (CACHE / "runtime-x86" / "src").glob("*/llama_cpp_python-*/vendor/llama.cpp/ggml")
+    build = tmp_path / "asan"
+    configure = ["cmake", "-S", str(REPO / "userspace"), "-B", str(build), "-G", "Ninja", "-DNPU_SANITIZE=ON",
+                 "-DNPU_BENCH=OFF", f"-DRKNPU_GGML_SOURCE_DIR={ggml}", f"-DRKNPU_GGML_LIBRARY_DIR={runtime / 'lib'}"]
+    for command in (configure, ["cmake", "--build", str(build), "--target", "ggml-rknpu"]):
+        built = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
+        assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    sanitizers = " ".join(subprocess.run(["cc", f"-print-file-name={library}"], capture_output=True, text=True,
+                                         check=True).stdout.strip() for library in ("libasan.so", "libubsan.so"))
+    result = run(runtime, "test-backend-ops", "-b", "RKNPU", "-o", "MUL_MAT",
+                 npu={"GGML_BACKEND_PATH": str(build / "llm-runtime/ggml-rknpu/libggml-rknpu.so"),
+                      "GGML_RKNPU_MIN_BATCH": "0", "LD_PRELOAD": sanitizers,
+                      "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1", "UBSAN_OPTIONS": "halt_on_error=1"})
+    check_backend_ops(result)
+
+
+def test_without_an_npu_or_with_a_bad_setting_the_backend_is_not_loaded_and_says_why(runtime: Path) -> None:
+    absent = run(runtime, "test-backend-ops", "-b", "RKNPU", "-o", "MUL_MAT", npu={"NPU_BACKEND": "rocket"})
+    assert "rknpu: not used: no /dev/accel/accel* node driven by rocket (set NPU_BACKEND=model" in absent.stderr
+    assert "Backend 1/1: CPU" in absent.stdout  # only the CPU backend was registered
+    bad = run(runtime, "test-backend-ops", "-b", "RKNPU", "-o", "MUL_MAT", npu={"GGML_RKNPU_PRECISION": "int4"})
+    assert "rknpu: not used: GGML_RKNPU_PRECISION is 'int4' (expected int8 or fp16)" in bad.stderr
+    group = run(runtime, "test-backend-ops", "-b", "RKNPU", "-o", "MUL_MAT", npu={"GGML_RKNPU_INT8_GROUP": "100"})
+    assert "GGML_RKNPU_INT8_GROUP is '100' (expected a whole number from 0 to 4096, a multiple of 32)" in group.stderr
+
+
+def perplexity(result: subprocess.CompletedProcess) -> float:
+    match = re.search(r"Final estimate: PPL = ([\d.]+)", result.stdout + result.stderr)
+    assert match, result.stderr[-3000:]
+    return float(match.group(1))
+
+
+@pytest.mark.parametrize("precision", ["int8", "fp16"])
+def test_perplexity_on_the_real_model_stays_near_cpu_only(runtime: Path, model: Path, precision: str) -> None:
+    args = ("-m", str(model), "-f", str(REPO / "tests/fixtures/perplexity.txt"), "-c", "64", "-t", "2")
+    cpu = run(runtime, "llama-perplexity", *args)
+    assert cpu.returncode == 0, cpu.stderr[-3000:]
+    npu = run(runtime, "llama-perplexity", *args, npu={"GGML_RKNPU_PRECISION": precision})
+    assert npu.returncode == 0, npu.stderr[-3000:]
+    difference = perplexity(npu) / perplexity(cpu) - 1
+    stats = npu_stats(npu.stderr)
+    print(f"\nperplexity {precision}: CPU {perplexity(cpu):.4f}, RKNPU {perplexity(npu):.4f} ({difference:+.2%}); "
+          f"NPU {stats['npu_gmac']:.1f} GMAC in {stats['npu_ops']:.0f} ops, CPU path {stats['cpu_gmac']:.2f} GMAC")
+    assert abs(difference) <= PERPLEXITY_BOUND
+    # Every weight matrix of the model (7 per layer x 18 layers and the output) was converted and used.
+    assert stats["weights"] == 127 and stats["npu_ops"] >= 127
+    assert stats["npu_gmac"] > 100 * stats["cpu_gmac"]
+
+
+def continuation(result: subprocess.CompletedProcess) -> list[str]:
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.startswith(PROMPT), result.stdout[:500]
+    return result.stdout[len(PROMPT):].split()
+
+
+def test_greedy_output_agrees_with_cpu_only(runtime: Path, model: Path) -> None:
+    """Every MUL_MAT on the NPU (prompt and each decoded token): the greedy continuation starts the same."""
+    args = ("-m", str(model), "-p", PROMPT, "-n", "24", "--temp", "0", "-s", "1", "-no-cnv", "-t", "2",
+            "--no-warmup")
+    cpu = continuation(run(runtime, "llama-completion", *args))
+    with_npu = run(runtime, "llama-completion", *args, npu={"GGML_RKNPU_MIN_BATCH": "1"})
+    npu = continuation(with_npu)
+    agreed = next((i for i, (a, b) in enumerate(zip(cpu, npu, strict=False)) if a != b), min(len(cpu), len(npu)))
+    print(f"\ngreedy: {agreed} words agree; CPU: {' '.join(cpu)!r}; RKNPU: {' '.join(npu)!r}")
+    assert agreed >= GREEDY_WORDS
+    assert npu_stats(with_npu.stderr)["cpu_ops"] == 0
+
+
+@pytest.mark.slow
+def test_aarch64_build_for_the_board_under_qemu(model: Path) -> None:
+    """What the boards get: the cross build for the A76 (the stand-in's runtime stage), run under qemu-aarch64:
+    test-backend-ops in both precisions and perplexity with the backend against CPU-only."""
+    runtime = build_runtime({})
+    qemu = ("qemu-aarch64", "-L", "/usr/aarch64-linux-gnu", "-cpu", "max")
+    for precision in ("int8", "fp16"):
+        check_backend_ops(run(runtime, "test-backend-ops", "-b", "RKNPU", "-o", "MUL_MAT", emulator=qemu,
+                              npu={"GGML_RKNPU_MIN_BATCH": "0", "GGML_RKNPU_PRECISION": precision}, timeout=5400))
+    args = ("-m", str(model), "-f", str(REPO / "tests/fixtures/perplexity.txt"), "-c", "64", "-t", "2")
+    cpu = run(runtime, "llama-perplexity", *args, emulator=qemu, timeout=5400)
+    npu = run(runtime, "llama-perplexity", *args, emulator=qemu, npu={}, timeout=5400)
+    difference = perplexity(npu) / perplexity(cpu) - 1
+    print(f"\naarch64 under qemu: perplexity CPU {perplexity(cpu):.4f}, RKNPU {perplexity(npu):.4f} "
+          f"({difference:+.2%})")
+    assert abs(difference) <= PERPLEXITY_BOUND
+    assert npu_stats(npu.stderr)["weights"] == 127
