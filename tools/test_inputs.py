@@ -11,6 +11,9 @@
   debian-armhf-kernel-image
                    Debian sid's 32-bit ARM kernel image (linux-binary-7.2.13+deb14-armmp): a real kernel
                    of the wrong architecture; prints its path.
+  qwen2-gguf       a small qwen2-architecture GGUF (qwen2.5's architecture: GQA, q/k/v biases, untied
+                   output) with seeded random weights, written with the gguf package from PyPI; prints its
+                   path.
 
 Everything lands under $ROSENBLATT_CACHE (default ~/.cache/rosenblatt); a second call reuses it.
 """
@@ -147,8 +150,100 @@ def debian_kernel() -> Path:
     return dest
 
 
-INPUTS = {"gemma-gguf": gemma_gguf, "llama-cpp-sdist": llama_cpp_sdist, "debian-kernel": debian_kernel,
-          "debian-armhf-kernel-image": debian_armhf_kernel_image}
+# The small qwen2 model: 2 layers, hidden 256, 4 query heads and 2 KV heads of 64, FFN 768, a byte-level
+# vocabulary (the 256 GPT-2 byte tokens, a few merges, one control token). Q8_0 matrices, f32 norms/biases.
+QWEN2_NAME = "qwen2-tiny-q8_0.gguf"
+QWEN2_SHAPE = {"layers": 2, "embd": 256, "heads": 4, "kv_heads": 2, "ff": 768, "context": 512}
+
+
+def _byte_tokens() -> list[str]:
+    """GPT-2's byte-to-unicode table: the token text of each byte in a byte-level BPE vocabulary."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
+        list(range(ord("®"), ord("ÿ") + 1))
+    codes, extra = {}, 0
+    for byte in range(256):
+        if byte in printable:
+            codes[byte] = byte
+        else:
+            codes[byte] = 256 + extra
+            extra += 1
+    return [chr(codes[byte]) for byte in range(256)]
+
+
+def qwen2_gguf() -> Path:
+    dest = CACHE / "models" / QWEN2_NAME
+    if dest.exists():
+        return dest
+    import gguf  # noqa: PLC0415 (only this input needs it)
+    import numpy  # noqa: PLC0415
+
+    shape = QWEN2_SHAPE
+    tokens = _byte_tokens()
+    merges = ["Ġ t", "h e", "Ġt he", "i n", "Ġ a", "e r", "o n", "Ġ s"]
+    tokens += [merge.replace(" ", "") for merge in merges] + ["<|endoftext|>"]
+    types = [gguf.TokenType.NORMAL] * (len(tokens) - 1) + [gguf.TokenType.CONTROL]
+    random = numpy.random.default_rng(20261124)
+    head = shape["embd"] // shape["heads"]
+    kv = head * shape["kv_heads"]
+
+    def matrix(rows: int, cols: int) -> tuple[numpy.ndarray, gguf.GGMLQuantizationType]:
+        values = random.normal(0, 1 / numpy.sqrt(cols), size=(rows, cols)).astype(numpy.float32)
+        return gguf.quants.quantize(values, gguf.GGMLQuantizationType.Q8_0), gguf.GGMLQuantizationType.Q8_0
+
+    def vector(size: int, mean: float = 0.0) -> tuple[numpy.ndarray, gguf.GGMLQuantizationType]:
+        return (mean + random.normal(0, 0.02, size=size)).astype(numpy.float32), gguf.GGMLQuantizationType.F32
+
+    tensors = {"token_embd.weight": matrix(len(tokens), shape["embd"])}
+    for layer in range(shape["layers"]):
+        block = f"blk.{layer}"
+        tensors.update({
+            f"{block}.attn_norm.weight": vector(shape["embd"], 1.0),
+            f"{block}.attn_q.weight": matrix(shape["embd"], shape["embd"]),
+            f"{block}.attn_q.bias": vector(shape["embd"]),
+            f"{block}.attn_k.weight": matrix(kv, shape["embd"]), f"{block}.attn_k.bias": vector(kv),
+            f"{block}.attn_v.weight": matrix(kv, shape["embd"]), f"{block}.attn_v.bias": vector(kv),
+            f"{block}.attn_output.weight": matrix(shape["embd"], shape["embd"]),
+            f"{block}.ffn_norm.weight": vector(shape["embd"], 1.0),
+            f"{block}.ffn_gate.weight": matrix(shape["ff"], shape["embd"]),
+            f"{block}.ffn_up.weight": matrix(shape["ff"], shape["embd"]),
+            f"{block}.ffn_down.weight": matrix(shape["embd"], shape["ff"]),
+        })
+    tensors.update({"output_norm.weight": vector(shape["embd"], 1.0),
+                    "output.weight": matrix(len(tokens), shape["embd"])})
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_suffix(".partial")
+    writer = gguf.GGUFWriter(str(partial), "qwen2")
+    writer.add_name("rosenblatt qwen2 test model (random weights)")
+    writer.add_context_length(shape["context"])
+    writer.add_embedding_length(shape["embd"])
+    writer.add_block_count(shape["layers"])
+    writer.add_feed_forward_length(shape["ff"])
+    writer.add_head_count(shape["heads"])
+    writer.add_head_count_kv(shape["kv_heads"])
+    writer.add_rope_freq_base(1000000.0)
+    writer.add_layer_norm_rms_eps(1e-6)
+    writer.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("qwen2")
+    writer.add_token_list(tokens)
+    writer.add_token_types(types)
+    writer.add_token_merges(merges)
+    writer.add_bos_token_id(len(tokens) - 1)
+    writer.add_eos_token_id(len(tokens) - 1)
+    writer.add_add_bos_token(False)
+    for name, (data, kind) in tensors.items():
+        writer.add_tensor(name, data, raw_dtype=kind)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    partial.rename(dest)
+    return dest
+
+
+INPUTS = {"gemma-gguf": gemma_gguf, "qwen2-gguf": qwen2_gguf, "llama-cpp-sdist": llama_cpp_sdist,
+          "debian-kernel": debian_kernel, "debian-armhf-kernel-image": debian_armhf_kernel_image}
 
 
 def main() -> int:

@@ -130,10 +130,14 @@ def test_without_an_npu_or_with_a_bad_setting_the_backend_is_not_loaded_and_says
     assert "GGML_RKNPU_INT8_GROUP is '100' (expected a whole number from 0 to 4096, a multiple of 32)" in group.stderr
 
 
-def perplexity(result: subprocess.CompletedProcess) -> float:
-    match = re.search(r"Final estimate: PPL = ([\d.]+)", result.stdout + result.stderr)
-    assert match, result.stderr[-3000:]
+def measured(pattern: str, output: str) -> float:
+    match = re.search(pattern, output)
+    assert match, f"no {pattern!r} in:\n{output[-3000:]}"
     return float(match.group(1))
+
+
+def perplexity(result: subprocess.CompletedProcess) -> float:
+    return measured(r"Final estimate: PPL = ([\d.]+)", result.stdout + result.stderr)
 
 
 @pytest.mark.parametrize("precision", ["int8", "fp16"])
@@ -151,6 +155,28 @@ def test_perplexity_on_the_real_model_stays_near_cpu_only(runtime: Path, model: 
     # Every weight matrix of the model (7 per layer x 18 layers and the output) was converted and used.
     assert stats["weights"] == 127 and stats["npu_ops"] >= 127
     assert stats["npu_gmac"] > 100 * stats["cpu_gmac"]
+
+
+def test_qwen2_architecture_matches_cpu_only(runtime: Path, tmp_path: Path) -> None:
+    """qwen2.5's architecture (GQA, q/k/v biases, untied output): a small model written with the gguf package,
+    its logits with RKNPU against CPU-only's, token by token (llama-perplexity's KL-divergence mode)."""
+    model = real_input("qwen2-gguf")
+    base = tmp_path / "cpu-logits.kld"
+    args = ("-m", str(model), "-f", str(REPO / "tests/fixtures/perplexity.txt"), "-c", "64", "-t", "2",
+            "--kl-divergence-base", str(base))
+    cpu = run(runtime, "llama-perplexity", *args)
+    assert cpu.returncode == 0, cpu.stderr[-3000:]
+    npu = run(runtime, "llama-perplexity", *args, "--kl-divergence", npu={})
+    assert npu.returncode == 0, npu.stderr[-3000:]
+    output = npu.stdout + npu.stderr
+    kld = measured(r"Mean\s+KLD:\s+([\d.]+)", output)
+    same_top = measured(r"Same top p:\s+([\d.]+)", output)
+    ratio = measured(r"Mean PPL\(Q\)/PPL\(base\)\s*:\s*([\d.]+)", output)
+    print(f"\nqwen2 test model: PPL ratio {ratio:.4f}, mean KLD {kld:.6f}, same top token {same_top:.1f} %")
+    # measured: ratio 0.9986, KLD 0.00074, same top token 93.7 %
+    assert abs(ratio - 1) <= 0.01 and kld <= 0.005 and same_top >= 85
+    stats = npu_stats(npu.stderr)
+    assert stats["weights"] == 2 * 7 + 1 and stats["npu_ops"] > 0  # 7 matrices per layer and the output
 
 
 def continuation(result: subprocess.CompletedProcess) -> list[str]:
