@@ -38,7 +38,7 @@ def build_runtime(variables: dict) -> Path:
     """The runtime stage's build (playbooks/runtime.yml --tags runtime-build): its artifact, bin/ and lib/."""
     real_input("llama-cpp-sdist")
     result = run_playbook("-i", "tests/inventory/local", "playbooks/runtime.yml", "--tags", "runtime-build",
-                          "-e", json.dumps({"runtime_build_targets": TARGETS, **variables}), timeout=5400)
+                          "-e", json.dumps(variables), timeout=5400)
     assert result.returncode == 0, result.stdout[-5000:]
     match = re.search(r"(?:built|present) at (/[^\s']+)", " ".join(result.stdout.split()))
     assert match, result.stdout[-3000:]
@@ -50,7 +50,8 @@ def build_runtime(variables: dict) -> Path:
 @pytest.fixture(scope="module")
 def runtime() -> Path:
     """Built natively for the build host itself (x86_64 here)."""
-    return build_runtime({"runtime_build_mode": "native", "runtime_build_dir": str(CACHE / "runtime-x86")})
+    return build_runtime({"runtime_build_mode": "native", "runtime_build_dir": str(CACHE / "runtime-x86"),
+                          "runtime_build_targets": TARGETS})
 
 
 @pytest.fixture(scope="module")
@@ -200,8 +201,8 @@ def test_greedy_output_agrees_with_cpu_only(runtime: Path, model: Path) -> None:
 
 @pytest.mark.slow
 def test_aarch64_build_for_the_board_under_qemu(model: Path) -> None:
-    """What the boards get: the cross build for the A76 (the stand-in's runtime stage), run under qemu-aarch64:
-    test-backend-ops in both precisions and perplexity with the backend against CPU-only."""
+    """What the boards get: the cross build for the A76 (the stand-in's runtime stage, every default program),
+    run under qemu-aarch64: test-backend-ops in both precisions and perplexity with the backend against CPU-only."""
     runtime = build_runtime({})
     qemu = ("qemu-aarch64", "-L", "/usr/aarch64-linux-gnu", "-cpu", "max")
     for precision in ("int8", "fp16"):
