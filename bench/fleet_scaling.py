@@ -1,6 +1,8 @@
 """Probe + drift report across 1, 4 and 8 SSH hosts (network namespaces): wall time, and the 8-vs-1 ratio.
 
 Goal: 8 hosts take at most 1.5x the time of one (the hosts are probed in parallel, forks=16 in ansible.cfg).
+The hosts are namespaces of this machine: their sshd and modules share its CPUs, so the share of CPU busy
+is printed with each size (near 100 % means the controller's cores, not Ansible, bound the ratio).
 Run as root from the repository: `.venv/bin/python bench/fleet_scaling.py [--repeat N]`.
 """
 
@@ -21,13 +23,24 @@ sys.path.insert(0, str(REPO))
 from tests.support.netns_fleet import NetnsFleet  # noqa: E402
 
 
-def fleet_report_seconds(inventory: Path, hosts: list[str], reports: Path) -> float:
+def cpu_jiffies() -> tuple[int, int]:
+    """Busy and total jiffies of all CPUs (/proc/stat): the fleet's sshd and modules run on this machine too."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def fleet_report_run(inventory: Path, hosts: list[str], reports: Path) -> tuple[float, float]:
+    """Wall seconds of one probe + drift report run, and the share of all CPUs busy meanwhile."""
     environment = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ROSENBLATT_REPORTS=str(reports),
                        PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    busy, total = cpu_jiffies()
     started = time.monotonic()
     subprocess.run(["ansible-playbook", "-i", str(inventory), "playbooks/fleet-report.yml", "--limit",
                     ",".join([*hosts, "localhost"])], cwd=REPO, env=environment, check=True, capture_output=True)
-    return time.monotonic() - started
+    seconds = time.monotonic() - started
+    busy_after, total_after = cpu_jiffies()
+    return seconds, (busy_after - busy) / max(total_after - total, 1)
 
 
 def main() -> None:
@@ -37,13 +50,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch, NetnsFleet(Path(scratch) / "fleet", count=8) as fleet:
         inventory = fleet.inventory(Path(scratch) / "inventory")
         names = [host.name for host in fleet.hosts]
-        fleet_report_seconds(inventory, names, Path(scratch) / "reports")  # warm-up: ssh control sockets, caches
+        fleet_report_run(inventory, names, Path(scratch) / "reports")  # warm-up: ssh control sockets, caches
         medians = {}
         for size in (1, 4, 8):
-            times = [fleet_report_seconds(inventory, names[:size], Path(scratch) / "reports") for _ in range(repeat)]
-            medians[size] = statistics.median(times)
+            runs = [fleet_report_run(inventory, names[:size], Path(scratch) / "reports") for _ in range(repeat)]
+            medians[size] = statistics.median(seconds for seconds, _ in runs)
+            busy = statistics.median(share for _, share in runs)
             print(f"{size} host(s): median {medians[size]:.2f} s over {repeat} runs "
-                  f"({', '.join(f'{t:.2f}' for t in times)})")
+                  f"({', '.join(f'{seconds:.2f}' for seconds, _ in runs)}); CPUs busy {busy:.0%} "
+                  f"of {os.cpu_count()}")
         print(f"ratio 4 vs 1: {medians[4] / medians[1]:.2f}")
         print(f"ratio 8 vs 1: {medians[8] / medians[1]:.2f} (goal <= 1.5)")
 
