@@ -6,12 +6,13 @@
  * the jobs: activation quantization (INT8 in K groups, as the backend's default), the feature layout,
  * register commands, gathering and dequantizing the partial sums. The software model stands in for the
  * NPU; its own time is excluded. Not a test.
- * Usage: rknpu-overhead-bench [ROWS (512)] [REPEATS (3)] [INT8_GROUP (128, the backend's default; 0 = per row)]
+ * Usage: rknpu-overhead-bench [ROWS (512)] [REPEATS (3)] [INT8 K group (0 = per row) or "fp16" (256)]
  */
 #define _POSIX_C_SOURCE 200809L
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -78,22 +79,24 @@ static double cpu_matmul_seconds(ggml_backend_t cpu, const struct shape *s, unsi
 }
 
 /* Best CPU share (wall minus device time) of npu_gemm_f32 on the software model. */
-static double npu_host_seconds(struct npu_dev *dev, const struct shape *s, unsigned rows, unsigned group_size,
-			       const float *w, const float *x, int repeats, double *device)
+static double npu_host_seconds(struct npu_dev *dev, const struct shape *s, unsigned rows, int fp16,
+			       unsigned group_size, const float *w, const float *x, int repeats, double *device)
 {
 	const unsigned group = group_size ? group_size : s->k, groups = (s->k + group - 1) / group;
-	int8_t *q = malloc((size_t)s->n * s->k);
+	int8_t *q = malloc((size_t)s->n * s->k * 2); /* int8, or fp16 bits */
 	float *scales = malloc((size_t)s->n * groups * sizeof(float)), *c = malloc((size_t)rows * s->n * sizeof(float));
-	struct npu_weight_options options = {.placement = NPU_PLACE_SPLIT_N, .k_group = group_size};
+	struct npu_weight_options options = {.placement = NPU_PLACE_SPLIT_N, .k_group = fp16 ? 0 : group_size};
 	struct npu_weight *weight;
-	for (unsigned j = 0; j < s->n; j++)
+	if (fp16)
+		npu_f32_to_fp16_array((uint16_t *)(void *)q, w, (size_t)s->n * s->k);
+	for (unsigned j = 0; j < s->n && !fp16; j++)
 		for (unsigned g = 0; g < groups; g++) {
 			unsigned k0 = g * group, length = s->k - k0 < group ? s->k - k0 : group;
 			npu_quantize_rows_i8(q + (size_t)j * s->k + k0, &scales[(size_t)j * groups + g],
 					     w + (size_t)j * s->k + k0, 1, length);
 		}
-	if (npu_weight_prepare(dev, NPU_INT8, s->n, s->k, q, &options, &weight) ||
-	    npu_weight_set_column_scales(weight, scales)) {
+	if (npu_weight_prepare(dev, fp16 ? NPU_FP16 : NPU_INT8, s->n, s->k, q, &options, &weight) ||
+	    (!fp16 && npu_weight_set_column_scales(weight, scales))) {
 		fprintf(stderr, "%s: %s\n", s->name, npu_error());
 		exit(1);
 	}
@@ -118,7 +121,8 @@ int main(int argc, char **argv)
 {
 	unsigned rows = argc > 1 ? (unsigned)atoi(argv[1]) : 512;
 	int repeats = argc > 2 ? atoi(argv[2]) : 3;
-	unsigned group = argc > 3 ? (unsigned)atoi(argv[3]) : 128;
+	int fp16 = argc > 3 && strcmp(argv[3], "fp16") == 0;
+	unsigned group = argc > 3 && !fp16 ? (unsigned)atoi(argv[3]) : 256;
 	int threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
 	struct npu_open_options open = {.backend = NPU_BACKEND_MODEL};
 	struct npu_dev *dev;
@@ -130,7 +134,8 @@ int main(int argc, char **argv)
 	}
 	ggml_backend_cpu_set_n_threads(cpu, threads);
 	printf("one qwen2.5-1.5B layer, %u rows (prefill tokens), best of %d; CPU backend: Q4_K, %d threads; "
-	       "ggml-rknpu: INT8, K group %u (0: per row) on the software model\n", rows, repeats, threads, group);
+	       "ggml-rknpu: %s on the software model\n", rows, repeats, threads,
+	       fp16 ? "FP16" : group ? "INT8 in K groups" : "INT8, one scale per row");
 	printf("%-12s %6s %6s %12s %16s %8s %14s\n", "matmul", "N", "K", "CPU ms", "rknpu CPU ms", "ratio",
 	       "model ms");
 	double cpu_total = 0, host_total = 0;
@@ -141,7 +146,7 @@ int main(int argc, char **argv)
 		fill(w, (size_t)s->n * s->k, 1 + (unsigned)i);
 		fill(x, (size_t)rows * s->k, 100 + (unsigned)i);
 		double cpu_seconds = cpu_matmul_seconds(cpu, s, rows, w, x, repeats);
-		double host_seconds = npu_host_seconds(dev, s, rows, group, w, x, repeats, &device);
+		double host_seconds = npu_host_seconds(dev, s, rows, fp16, group, w, x, repeats, &device);
 		printf("%-12s %6u %6u %12.2f %16.2f %8.3f %14.0f\n", s->name, s->n, s->k, cpu_seconds * 1e3,
 		       host_seconds * 1e3, host_seconds / cpu_seconds, device * 1e3);
 		cpu_total += cpu_seconds;

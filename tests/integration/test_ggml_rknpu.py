@@ -17,10 +17,13 @@ from tests.conftest import REPO, run_playbook
 
 CACHE = Path(os.environ.get("ROSENBLATT_CACHE", Path.home() / ".cache/rosenblatt"))
 TARGETS = ["test-backend-ops", "llama-perplexity", "llama-completion"]
-PROMPT = ("The Mark I Perceptron was a machine built in 1958 at the Cornell Aeronautical Laboratory. "
-          "It learned to recognise simple shapes from")
+# Long enough (over 32 tokens) for its prefill to run on the NPU with the default GGML_RKNPU_MIN_BATCH.
+PROMPT = ("The Mark I Perceptron was a machine built in 1958 at the Cornell Aeronautical Laboratory by Frank "
+          "Rosenblatt, funded by the United States Office of Naval Research. It learned to recognise simple shapes "
+          "from")
 # Bounds, from the measurements in docs/ggml-rknpu.md: perplexity within 6 % of CPU-only (group-wise INT8
-# and FP16 are within 4 %; per-row INT8 is 9.5 % off and fails), the first 12 words of greedy output equal.
+# and FP16 are within 4 %; per-row INT8 is 9.5 % off and fails), the first 12 words of greedy output equal
+# (14 measured).
 PERPLEXITY_BOUND = 0.06
 GREEDY_WORDS = 12
 # Every weight type the backend claims in supports_op, as test-backend-ops names them.
@@ -79,10 +82,10 @@ def npu_stats(stderr: str) -> dict[str, float]:
 
 
 @pytest.mark.parametrize("settings", [
-    {"GGML_RKNPU_PRECISION": "int8"},  # the default: INT8 in K groups of 256
+    {},  # the default: FP16
+    {"GGML_RKNPU_PRECISION": "int8"},  # INT8 in K groups of 256
     {"GGML_RKNPU_PRECISION": "int8", "GGML_RKNPU_INT8_GROUP": "0"},  # one scale per row and channel
-    {"GGML_RKNPU_PRECISION": "fp16"},
-], ids=["int8-groups", "int8-rows", "fp16"])
+], ids=["fp16", "int8-groups", "int8-rows"])
 def test_backend_ops_mul_mat_passes_on_the_npu_path(runtime: Path, settings: dict[str, str]) -> None:
     """llama.cpp's own test-backend-ops, RKNPU against the CPU backend, every MUL_MAT the backend claims; every
     batch size forced onto the NPU (GGML_RKNPU_MIN_BATCH=0)."""
@@ -187,16 +190,18 @@ def continuation(result: subprocess.CompletedProcess) -> list[str]:
 
 
 def test_greedy_output_agrees_with_cpu_only(runtime: Path, model: Path) -> None:
-    """Every MUL_MAT on the NPU (prompt and each decoded token): the greedy continuation starts the same."""
+    """The default configuration: the prompt's matmuls on the NPU, decoding on the CPU path; the greedy
+    continuation starts the same as CPU-only's."""
     args = ("-m", str(model), "-p", PROMPT, "-n", "24", "--temp", "0", "-s", "1", "-no-cnv", "-t", "2",
             "--no-warmup")
     cpu = continuation(run(runtime, "llama-completion", *args))
-    with_npu = run(runtime, "llama-completion", *args, npu={"GGML_RKNPU_MIN_BATCH": "1"})
+    with_npu = run(runtime, "llama-completion", *args, npu={})
     npu = continuation(with_npu)
     agreed = next((i for i, (a, b) in enumerate(zip(cpu, npu, strict=False)) if a != b), min(len(cpu), len(npu)))
     print(f"\ngreedy: {agreed} words agree; CPU: {' '.join(cpu)!r}; RKNPU: {' '.join(npu)!r}")
     assert agreed >= GREEDY_WORDS
-    assert npu_stats(with_npu.stderr)["cpu_ops"] == 0
+    stats = npu_stats(with_npu.stderr)
+    assert stats["npu_ops"] >= 100 and stats["cpu_ops"] > 0  # the prompt on the NPU, each decoded token not
 
 
 @pytest.mark.slow

@@ -30,7 +30,7 @@
 #define RKNPU_NAME "RKNPU"
 #define RKNPU_ALIGNMENT 64
 /* Batches (rows of activations) below this run on the CPU: on the board, decode (one row) is bound by
- * memory bandwidth, where the original quantized weights beat the NPU's INT8 copy. */
+ * memory bandwidth, where the original quantized weights beat the NPU's 8- or 16-bit copy. */
 #define RKNPU_DEFAULT_MIN_BATCH 32
 /* INT8 quantization groups along K, each with its own weight and activation scale: per-row scales alone
  * lose too much on real activations (their outliers); measurements in docs/ggml-rknpu.md. */
@@ -111,10 +111,12 @@ static bool rknpu_parse_settings(struct rknpu_device *device)
 {
 	const char *precision = getenv("GGML_RKNPU_PRECISION");
 
-	device->precision = NPU_INT8;
-	if (precision && strcmp(precision, "fp16") == 0) {
-		device->precision = NPU_FP16;
-	} else if (precision && *precision && strcmp(precision, "int8") != 0) {
+	/* FP16 by default: as accurate as the best INT8 scheme, with a fraction of its partial-sum traffic
+	 * (docs/ggml-rknpu.md); the board's measurements may move it. */
+	device->precision = NPU_FP16;
+	if (precision && strcmp(precision, "int8") == 0) {
+		device->precision = NPU_INT8;
+	} else if (precision && *precision && strcmp(precision, "fp16") != 0) {
 		snprintf(device->open_error, sizeof(device->open_error),
 			 "GGML_RKNPU_PRECISION is '%s' (expected int8 or fp16)", precision);
 		return false;
