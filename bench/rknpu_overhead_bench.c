@@ -89,12 +89,8 @@ static double npu_host_seconds(struct npu_dev *dev, const struct shape *s, unsig
 	struct npu_weight *weight;
 	if (fp16)
 		npu_f32_to_fp16_array((uint16_t *)(void *)q, w, (size_t)s->n * s->k);
-	for (unsigned j = 0; j < s->n && !fp16; j++)
-		for (unsigned g = 0; g < groups; g++) {
-			unsigned k0 = g * group, length = s->k - k0 < group ? s->k - k0 : group;
-			npu_quantize_rows_i8(q + (size_t)j * s->k + k0, &scales[(size_t)j * groups + g],
-					     w + (size_t)j * s->k + k0, 1, length);
-		}
+	else
+		npu_quantize_groups_i8(q, scales, groups, 1, w, s->n, s->k, group);
 	if (npu_weight_prepare(dev, fp16 ? NPU_FP16 : NPU_INT8, s->n, s->k, q, &options, &weight) ||
 	    (!fp16 && npu_weight_set_column_scales(weight, scales))) {
 		fprintf(stderr, "%s: %s\n", s->name, npu_error());

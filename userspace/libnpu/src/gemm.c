@@ -489,17 +489,8 @@ int npu_gemm_f32(struct npu_dev *dev, const struct npu_weight *w, unsigned m, co
 	for (size_t j = 0; ones && j < (size_t)p->n * groups; j++)
 		ones[j] = 1.0f;
 	const float *column_scales = w->column_scales ? w->column_scales : ones;
-	if (p->k_grouped) {
-		for (unsigned g = 0; g < groups; g++) {
-			unsigned k0, kt = npu_plan_k_tile(p, g, &k0);
-			unsigned length = p->k - k0 < kt ? p->k - k0 : kt;
-			for (unsigned r = 0; r < m; r++)
-				ops->quantize_rows_i8(q + (size_t)r * p->k + k0, &row_scales[(size_t)g * m + r],
-						      a_mk + (size_t)r * p->k + k0, 1, length);
-		}
-	} else {
-		ops->quantize_rows_i8(q, row_scales, a_mk, m, p->k);
-	}
+	/* row scales per group ([groups][M]), as the gather reads them; one group covers K unless grouped */
+	npu_quantize_groups_i8(q, row_scales, 1, m, a_mk, m, p->k, p->k_grouped ? p->kt : p->k);
 	if (sums) {
 		struct gather_target target = {sums, NULL, NULL};
 		status = run_gemm(dev, w, m, q, &target, stats, start);

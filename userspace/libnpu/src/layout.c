@@ -465,6 +465,18 @@ void npu_quantize_rows_i8(int8_t *q, float *scales, const float *x, unsigned row
 	npu_layout_ops()->quantize_rows_i8(q, scales, x, rows, cols);
 }
 
+void npu_quantize_groups_i8(int8_t *q, float *scales, size_t row_stride, size_t group_stride, const float *x,
+			    unsigned rows, unsigned cols, unsigned group)
+{
+	const struct npu_layout_ops *ops = npu_layout_ops();
+	for (unsigned k0 = 0, g = 0; k0 < cols; k0 += group, g++) {
+		unsigned length = cols - k0 < group ? cols - k0 : group;
+		for (unsigned r = 0; r < rows; r++)
+			ops->quantize_rows_i8(q + (size_t)r * cols + k0, &scales[r * row_stride + g * group_stride],
+					      x + (size_t)r * cols + k0, 1, length);
+	}
+}
+
 /* ---- weight tiles ---- */
 
 #define DEFINE_WEIGHT_TILE(suffix, type, group)                                                              \

@@ -181,6 +181,21 @@ static bool rknpu_weight_type_supported(enum ggml_type type)
 	}
 }
 
+/* Ops that only describe memory (views, reshapes): nothing to compute. */
+static bool rknpu_op_is_layout(enum ggml_op op)
+{
+	switch (op) {
+	case GGML_OP_NONE:
+	case GGML_OP_RESHAPE:
+	case GGML_OP_VIEW:
+	case GGML_OP_PERMUTE:
+	case GGML_OP_TRANSPOSE:
+		return true;
+	default:
+		return false;
+	}
+}
+
 static bool rknpu_is_weight_matrix(const struct ggml_tensor *tensor)
 {
 	return rknpu_weight_type_supported(tensor->type) && ggml_is_contiguous(tensor) && tensor->ne[1] > 1 &&
@@ -213,12 +228,10 @@ static enum ggml_status rknpu_convert(struct rknpu_device *device, const struct 
 			memcpy(row, source, (size_t)k * sizeof(float));
 		else
 			traits->to_float(source, row, k);
-		for (unsigned g = 0; int8 && g < groups; g++) {
-			unsigned k0 = g * group, length = k - k0 < group ? k - k0 : group;
-			npu_quantize_rows_i8((int8_t *)packed + (size_t)i * k + k0, &scales[(size_t)i * groups + g], row + k0,
-					     1, length);
-		}
-		if (!int8)
+		if (int8)
+			npu_quantize_groups_i8((int8_t *)packed + (size_t)i * k, &scales[(size_t)i * groups], 1, 1, row, 1, k,
+					       group);
+		else
 			npu_f32_to_fp16_array((uint16_t *)packed + (size_t)i * k, row, k);
 	}
 	status = GGML_STATUS_FAILED;
@@ -279,6 +292,15 @@ static void rknpu_buffer_free_weights(struct rknpu_buffer *buffer)
 		free(buffer->weights);
 		buffer->weights = next;
 	}
+	pthread_mutex_unlock(&buffer->device->lock);
+}
+
+/* Every weight's bytes changed (clear): their NPU forms go; the tensors keep their records (tensor->extra). */
+static void rknpu_buffer_drop_weights(struct rknpu_buffer *buffer)
+{
+	pthread_mutex_lock(&buffer->device->lock);
+	for (struct rknpu_weight *weight = buffer->weights; weight; weight = weight->next)
+		rknpu_weight_drop(buffer->device, weight);
 	pthread_mutex_unlock(&buffer->device->lock);
 }
 
@@ -353,7 +375,7 @@ static void rknpu_buffer_clear(ggml_backend_buffer_t buffer, uint8_t value)
 {
 	struct rknpu_buffer *context = buffer->context;
 
-	rknpu_buffer_free_weights(context);
+	rknpu_buffer_drop_weights(context);
 	memset(context->data, value, context->size);
 }
 
@@ -555,22 +577,13 @@ static enum ggml_status rknpu_backend_graph_compute(ggml_backend_t backend, stru
 		struct ggml_tensor *node = ggml_graph_node(graph, i);
 		enum ggml_status status;
 
-		if ((node->flags & GGML_TENSOR_FLAG_COMPUTE) == 0 || ggml_is_empty(node))
+		if ((node->flags & GGML_TENSOR_FLAG_COMPUTE) == 0 || ggml_is_empty(node) || rknpu_op_is_layout(node->op))
 			continue;
-		switch (node->op) {
-		case GGML_OP_NONE:
-		case GGML_OP_RESHAPE:
-		case GGML_OP_VIEW:
-		case GGML_OP_PERMUTE:
-		case GGML_OP_TRANSPOSE:
-			continue;
-		case GGML_OP_MUL_MAT:
-			status = rknpu_mul_mat(context, node);
-			break;
-		default:
+		if (node->op != GGML_OP_MUL_MAT) {
 			fprintf(stderr, "rknpu: op %s (%s) is not supported\n", ggml_op_desc(node), node->name);
-			status = GGML_STATUS_FAILED;
+			return GGML_STATUS_FAILED;
 		}
+		status = rknpu_mul_mat(context, node);
 		if (status != GGML_STATUS_SUCCESS)
 			return status;
 	}
@@ -688,21 +701,12 @@ static bool rknpu_device_supports_op(ggml_backend_dev_t dev, const struct ggml_t
 	const struct ggml_tensor *weight = op->src[0], *input = op->src[1];
 
 	(void)dev;
-	switch (op->op) {
-	case GGML_OP_NONE:
-	case GGML_OP_RESHAPE:
-	case GGML_OP_VIEW:
-	case GGML_OP_PERMUTE:
-	case GGML_OP_TRANSPOSE:
+	if (rknpu_op_is_layout(op->op))
 		return true;
-	case GGML_OP_MUL_MAT:
-		return (!weight->buffer || weight->buffer->buft == &rknpu_buffer_type_state) &&
-		       rknpu_is_weight_matrix(weight) && weight->ne[0] <= UINT32_MAX && weight->ne[1] <= UINT32_MAX &&
-		       input->type == GGML_TYPE_F32 && ggml_is_contiguous(input) && ggml_nrows(input) <= UINT32_MAX &&
-		       op->type == GGML_TYPE_F32 && ggml_is_contiguous(op);
-	default:
-		return false;
-	}
+	return op->op == GGML_OP_MUL_MAT && (!weight->buffer || weight->buffer->buft == &rknpu_buffer_type_state) &&
+	       rknpu_is_weight_matrix(weight) && weight->ne[0] <= UINT32_MAX && weight->ne[1] <= UINT32_MAX &&
+	       input->type == GGML_TYPE_F32 && ggml_is_contiguous(input) && ggml_nrows(input) <= UINT32_MAX &&
+	       op->type == GGML_TYPE_F32 && ggml_is_contiguous(op);
 }
 
 /* Activations from the CPU are read where they are (host buffers); our buffer type is host memory too. */

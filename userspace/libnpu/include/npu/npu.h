@@ -175,6 +175,11 @@ void npu_f32_to_fp16_array(uint16_t *dst, const float *src, size_t count);
 /* Symmetric per-row int8 quantization: q = round_half_even(x * 127 / absmax(row)), scale =
  * absmax / 127 (0 for an all-zero row). */
 void npu_quantize_rows_i8(int8_t *q, float *scales, const float *x, unsigned rows, unsigned cols);
+/* The same per group of `group` channels along each row (the last group may be shorter; group >= cols is one
+ * group): the scale of row r, group g goes to scales[r * row_stride + g * group_stride], so a caller keeps
+ * them per row ([rows][groups]: row_stride = groups, group_stride = 1) or per group. */
+void npu_quantize_groups_i8(int8_t *q, float *scales, size_t row_stride, size_t group_stride, const float *x,
+			    unsigned rows, unsigned cols, unsigned group);
 
 #ifdef __cplusplus
 }
