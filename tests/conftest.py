@@ -14,6 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 CLI = BIN / "rosenblatt"
+CACHE = Path(os.environ.get("ROSENBLATT_CACHE") or Path.home() / ".cache/rosenblatt")
 
 
 def run_playbook(*args: str, env: dict[str, str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -40,12 +41,23 @@ def played(outcome: dict) -> str:
                    for path in sorted(Path(run["run_dir"]).glob("artifacts/*/stdout")))
 
 
-def outcome_of(result: subprocess.CompletedProcess) -> dict:
-    """The JSON a `rosenblatt --json` run printed."""
+def rosenblatt_ok(*args: str, env: dict[str, str] | None = None, timeout: int = 600) -> dict:
+    """A `rosenblatt --json` command that must succeed; the outcome it printed as JSON."""
+    result = rosenblatt("--json", *args, env=env, timeout=timeout)
     try:
-        return json.loads(result.stdout)
+        outcome = json.loads(result.stdout)
     except json.JSONDecodeError as error:
         raise AssertionError(f"not JSON ({error}):\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}") from error
+    assert result.returncode == 0, played(outcome)[-6000:] + result.stderr[-3000:]
+    return outcome
+
+
+def real_input(name: str) -> Path:
+    """A real test input from the registries, materialised in the cache by tools/test_inputs.py."""
+    result = subprocess.run([sys.executable, "tools/test_inputs.py", name], cwd=REPO, capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    return Path(result.stdout.strip())
 
 
 @pytest.fixture

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import time
 from pathlib import Path
 
-from tests.conftest import REPO, run_playbook
+from tests.conftest import CACHE, REPO, run_playbook
 
 INVENTORY = str(REPO / "tests" / "inventory" / "kernel")
-CACHE = Path(os.environ.get("ROSENBLATT_CACHE", Path.home() / ".cache" / "rosenblatt"))
 
 
 def run_kernel_stage(extra_vars: dict, *args: str, timeout: int = 1800) -> tuple[subprocess.CompletedProcess, float]:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import rosenblatt
+from tests.conftest import real_input, rosenblatt
 from tests.support.netns_fleet import NetnsFleet
 
 PINS = {"kernel": "v7.2.13", "llama_cpp": "b6000",
@@ -75,8 +74,7 @@ def test_drift_report_after_a_partial_rollout(fleet: NetnsFleet, tmp_path: Path)
 
 
 def _rollout(inventory: Path, tmp_path: Path, *args: str) -> dict:
-    kernel = subprocess.run([sys.executable, "tools/test_inputs.py", "debian-kernel"], capture_output=True, text=True,
-                            check=True, cwd=Path(__file__).resolve().parents[2]).stdout.strip()
+    kernel = str(real_input("debian-kernel"))
     folders = {"ROSENBLATT_REPORTS": str(tmp_path / "reports"), "ROSENBLATT_RUNS": str(tmp_path / "runs")}
     result = rosenblatt("--json", "-i", str(inventory), "rollout", "kernel", "--artifact", kernel, *args,
                         env=folders, timeout=900)

@@ -8,14 +8,12 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, run_playbook
+from tests.conftest import CACHE, REPO, real_input, run_playbook
 
-CACHE = Path(os.environ.get("ROSENBLATT_CACHE", Path.home() / ".cache/rosenblatt"))
 TARGETS = ["test-backend-ops", "llama-perplexity", "llama-completion"]
 # Long enough (over 32 tokens) for its prefill to run on the NPU with the default GGML_RKNPU_MIN_BATCH.
 PROMPT = ("The Mark I Perceptron was a machine built in 1958 at the Cornell Aeronautical Laboratory by Frank "
@@ -28,13 +26,6 @@ PERPLEXITY_BOUND = 0.06
 GREEDY_WORDS = 12
 # Every weight type the backend claims in supports_op, as test-backend-ops names them.
 CLAIMED_TYPES = {"f32", "f16", "bf16", "q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_K", "q3_K", "q4_K", "q5_K", "q6_K"}
-
-
-def real_input(name: str) -> Path:
-    result = subprocess.run([sys.executable, "tools/test_inputs.py", name], cwd=REPO, capture_output=True, text=True,
-                            check=False)
-    assert result.returncode == 0, result.stderr
-    return Path(result.stdout.strip())
 
 
 def build_runtime(variables: dict) -> Path:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, run_playbook
+from tests.conftest import real_input, run_playbook
 from tests.support.http_server import FileServer
 
 GEMMA_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
@@ -18,9 +16,7 @@ GEMMA_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
 
 @pytest.fixture(scope="module")
 def gemma() -> Path:
-    result = subprocess.run([sys.executable, str(REPO / "tools/test_inputs.py"), "gemma-gguf"], capture_output=True,
-                            text=True, check=True)
-    return Path(result.stdout.strip())
+    return real_input("gemma-gguf")
 
 
 def stage(tmp_path: Path, url: str, sha256: str, *extra: str, board_dir: Path | None = None):

@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, run_playbook
+from tests.conftest import CACHE, real_input, run_playbook
 
 LOCAL = "tests/inventory/local"
-CACHE = Path(os.environ.get("ROSENBLATT_CACHE", Path.home() / ".cache/rosenblatt"))
 # make test builds the two programs the verification needs first; the slow tier builds them all.
 FAST_TARGETS = '{"runtime_build_targets": ["llama-completion", "llama-bench"]}'
-
-
-def real_input(name: str) -> Path:
-    result = subprocess.run([sys.executable, "tools/test_inputs.py", name], cwd=REPO, capture_output=True, text=True,
-                            check=False)
-    assert result.returncode == 0, result.stderr
-    return Path(result.stdout.strip())
 
 
 @pytest.fixture(scope="module")

@@ -18,12 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BIN, REPO, outcome_of, played, rosenblatt, run_playbook
+from tests.conftest import BIN, CACHE, REPO, played, rosenblatt_ok, run_playbook
 
 INVENTORY = "tests/inventory/virtual"
 # The chain `make test` boots: edk2 + GRUB, as boltzmann boots. The slow tier boots U-Boot + extlinux.
 DEFAULT_HOST = "virtual-uefi"
-CACHE = Path(os.environ.get("ROSENBLATT_CACHE") or Path.home() / ".cache/rosenblatt")
 
 
 @dataclass
@@ -66,18 +65,13 @@ class VirtualBoard:
 def start_board(host: str, *extra_vars: str) -> VirtualBoard:
     """`rosenblatt virtual up HOST --fresh`: the image built or found, QEMU started from a fresh overlay."""
     started = time.monotonic()
-    result = rosenblatt("-i", INVENTORY, "--json", *extra_vars, "virtual", "up", host, "--fresh", timeout=3600)
-    outcome = outcome_of(result)
-    assert result.returncode == 0, played(outcome)[-6000:] + result.stderr[-3000:]
+    outcome = rosenblatt_ok("-i", INVENTORY, *extra_vars, "virtual", "up", host, "--fresh", timeout=3600)
     return VirtualBoard(host, time.monotonic() - started, played(outcome))
 
 
 def stop_board(host: str) -> str:
     """`rosenblatt virtual down HOST`; what the play printed."""
-    result = rosenblatt("-i", INVENTORY, "--json", "virtual", "down", host, timeout=300)
-    outcome = outcome_of(result)
-    assert result.returncode == 0, played(outcome)[-3000:] + result.stderr[-3000:]
-    return played(outcome)
+    return played(rosenblatt_ok("-i", INVENTORY, "virtual", "down", host, timeout=300))
 
 
 @pytest.fixture(scope="session")

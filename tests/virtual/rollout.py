@@ -22,18 +22,11 @@ from pathlib import Path
 
 from ansible_collections.rosenblatt.rknpu.plugins.module_utils.artifact_manifest import read_manifest, write_manifest
 from ansible_collections.rosenblatt.rknpu.plugins.module_utils.virtual_board import qmp
-from tests.conftest import BIN, REPO, outcome_of, played, rosenblatt
+from tests.conftest import BIN, REPO, played, real_input, rosenblatt_ok
 from tests.virtual.conftest import INVENTORY, VirtualBoard
 
 BOOT_STATE = ("cd /boot; ls -1d */ | sort; sha256sum grub/grub.cfg extlinux/extlinux.conf; "
               "grub-editenv grub/grubenv list; ls -1 /lib/modules | sort")
-
-
-def test_input(name: str) -> Path:
-    result = subprocess.run([str(BIN / "python"), "tools/test_inputs.py", name], cwd=REPO, capture_output=True,
-                            text=True, check=False)
-    assert result.returncode == 0, result.stderr
-    return Path(result.stdout.strip())
 
 
 def variant(base: Path, dest: Path, change: Callable[[Path], None], *, remanifest: bool) -> Path:
@@ -74,11 +67,8 @@ class Rollout:
     def cli(self, *args: str, case: str) -> str:
         """A `rosenblatt` command on this board that must succeed; what its playbooks printed."""
         started = time.monotonic()
-        result = rosenblatt("-i", INVENTORY, "--json", "-e", f"rosenblatt_reports_dir={self.reports}", *args,
-                            timeout=3600)
+        outcome = rosenblatt_ok("-i", INVENTORY, "-e", f"rosenblatt_reports_dir={self.reports}", *args, timeout=3600)
         self.timings[case] = time.monotonic() - started
-        outcome = outcome_of(result)
-        assert result.returncode == 0, played(outcome)[-5000:] + result.stderr[-2000:]
         assert outcome["runs"][-1]["hosts"][self.board.host]["changed"] > 0, outcome
         return played(outcome)
 
@@ -139,7 +129,7 @@ def refused_before_writing(rollout: Rollout, tmp: Path) -> None:
         root / "config", (root / "config").read_bytes() + b"CONFIG_SNEAKED_IN=y\n"), remanifest=False)
     missing = variant(rollout.artifact, tmp / "missing", lambda root: (root / "dtbs/rockchip/rk3588-rock-5-itx.dtb")
                       .unlink(), remanifest=False)
-    armhf = test_input("debian-armhf-kernel-image")
+    armhf = real_input("debian-armhf-kernel-image")
     wrong_arch = variant(rollout.artifact, tmp / "armhf", lambda root: replace_file(root / "Image", armhf.read_bytes()),
                          remanifest=True)
     for case, artifact, message in (
@@ -284,7 +274,7 @@ def rollback(rollout: Rollout, known_good: str) -> None:
 
 
 def start(board: VirtualBoard, tmp: Path) -> tuple[Rollout, str]:
-    rollout = Rollout(board, test_input("debian-kernel"), tmp / "reports")
+    rollout = Rollout(board, real_input("debian-kernel"), tmp / "reports")
     known_good = rollout.running()
     assert known_good != rollout.release
     return rollout, known_good

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import outcome_of, played, rosenblatt, run_playbook
+from tests.conftest import played, rosenblatt_ok, run_playbook
 from tests.kernel_stage import shipped_kernel_artifact
 from tests.virtual.conftest import INVENTORY, VirtualBoard, start_board, stop_board
 
@@ -89,9 +89,7 @@ def test_virtual_up_again_changes_nothing(virtual_board: VirtualBoard) -> None:
     """`rosenblatt virtual up` (default board: virtual-uefi) on the running board: image found, QEMU running."""
     for check in ([], ["--check"]):
         started = time.monotonic()
-        result = rosenblatt("-i", INVENTORY, "--json", *check, "virtual", "up")
-        outcome = outcome_of(result)
-        assert result.returncode == 0, played(outcome)[-4000:] + result.stderr[-2000:]
+        outcome = rosenblatt_ok("-i", INVENTORY, *check, "virtual", "up")
         assert outcome["runs"][0]["hosts"][virtual_board.host]["changed"] == 0, played(outcome)[-3000:]
         assert list(outcome["runs"][0]["hosts"]) == [virtual_board.host]
         assert time.monotonic() - started < 120
@@ -116,9 +114,7 @@ def test_provision_writes_the_board_image_to_its_medium(virtual_board: VirtualBo
         runs = []
         for _ in range(2):
             started = time.monotonic()
-            result = rosenblatt("-i", str(inventory), "--json", "provision", virtual_board.host, timeout=1800)
-            outcome = outcome_of(result)
-            assert result.returncode == 0, played(outcome)[-4000:] + result.stderr[-2000:]
+            outcome = rosenblatt_ok("-i", str(inventory), "provision", virtual_board.host, timeout=1800)
             runs.append((time.monotonic() - started, played(outcome), outcome["runs"][0]["hosts"]))
         assert f"{virtual_board.host}: written" in runs[0][1], runs[0][1][-3000:]
         assert _sha256_of(Path(device), manifest["size_bytes"]) == manifest["sha256"]
