@@ -4,6 +4,7 @@ configs our image rendered, free space per file system, and the plan (what is in
 from __future__ import annotations
 
 import gzip
+import re
 import struct
 from pathlib import Path
 
@@ -95,6 +96,24 @@ def test_adopting_the_boot_state_our_image_rendered(tmp_path: Path) -> None:
     assert state == {"format": 1, "loaders": ["extlinux", "grub"], "cmdline": CMDLINE,
                      "devicetree": "rockchip/rk3588-rock-5-itx.dtb", "boot_fs_uuid": "b0075e1f",
                      "entries": [{"release": OLD, "cmdline_extra": ""}], "default": OLD, "bad": {}}
+
+
+def test_grub_default_names_an_entry_id_that_does_not_start_with_a_digit(tmp_path: Path) -> None:
+    """GRUB reads a default starting with a digit ("6.1.0-...") as an entry number: with no such entry it boots
+    the first one, and a committed kernel is lost at the next power-on (seen on the virtual board)."""
+    _render_boot(tmp_path, [OLD, NEW], NEW)
+    text = (tmp_path / "grub/grub.cfg").read_text()
+    ids = re.findall(r'^menuentry "[^"]*" --id "([^"]+)"', text, re.MULTILINE)
+    [default] = re.findall(r'^set default="([^"]+)"', text, re.MULTILINE)
+    assert default == ids[1] and not any(entry[0].isdigit() for entry in ids)
+
+
+def test_an_image_rendered_with_bare_release_ids_is_adopted(tmp_path: Path) -> None:
+    _render_boot(tmp_path, [OLD], OLD)
+    grub = tmp_path / "grub/grub.cfg"
+    grub.write_text(grub.read_text().replace(f'"linux-{OLD}"', f'"{OLD}"'))
+    (tmp_path / "extlinux/extlinux.conf").unlink()
+    assert adopt(str(tmp_path), OLD, CMDLINE)["default"] == OLD
 
 
 def test_a_loader_config_we_did_not_write_is_not_adopted(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.changes_kernel
 
 def test_rollout_on_uefi_grub(virtual_board: VirtualBoard, tmp_path: Path) -> None:
     rollout = run_good_path(virtual_board, tmp_path)
-    assert len(rollout.cases) == 8
+    assert len(rollout.cases) == 9
 
 
 @pytest.mark.slow
@@ -26,7 +26,7 @@ def test_rollout_faults(host: str, tmp_path: Path) -> None:
     board = start_board(host)
     try:
         rollout = run_faults(board, tmp_path)
-        assert len(rollout.cases) == 12
+        assert len(rollout.cases) == 13
     finally:
         stop_board(host)
 

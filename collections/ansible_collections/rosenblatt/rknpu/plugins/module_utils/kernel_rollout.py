@@ -113,7 +113,8 @@ def adopt(boot_dir: str, running: str, proc_cmdline: str) -> dict[str, Any]:
     if not loaders:
         raise RolloutError("no extlinux.conf or grub.cfg below %s: boot loader not supported by the rollout" % boot_dir)
     text = configs.get("grub") or configs["extlinux"]
-    default = re.search(r'^\s*(?:set default="([^"$]+)"|default (\S+))', text, re.MULTILINE)
+    # GRUB entry ids are linux-<release> (images made before that used the bare release).
+    default = re.search(r'^\s*(?:set default="(?:linux-)?([^"$]+)"|default (\S+))', text, re.MULTILINE)
     devicetree = re.search(r"^\s*(?:devicetree|fdt) /[^/\s]+/dtbs/(\S+)", text, re.MULTILINE)
     uuid = re.search(r"--fs-uuid --set=root (\S+)", configs.get("grub", ""))
     installed = installed_releases(boot_dir)
