@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import real_input, rosenblatt
+from tests.conftest import real_input, rosenblatt, run_playbook
 from tests.support.netns_fleet import NetnsFleet
 
 PINS = {"kernel": "v7.2.13", "llama_cpp": "b6000",
@@ -105,3 +105,13 @@ def test_rolling_rollout_stops_at_the_canary_and_after_a_failed_batch(fleet: Net
     tolerant = _rollout(inventory, tmp_path, "--batch", "4", "--max-fail", "75")
     # 75 % is tolerated, so the second batch ran; Ansible ends a play whose whole batch failed.
     assert tolerant["attempted"] == [f"board0{n}" for n in range(2, 9)]
+
+
+def test_report_of_a_limited_run_lists_only_the_boards_it_probed(reports_dir: Path) -> None:
+    """The stand-in and the virtual boards in one run, limited to the stand-in: the virtual boards were not
+    probed, so the report does not call them unreachable; it does not list them."""
+    result = run_playbook("-i", "tests/inventory/local", "-i", "tests/inventory/virtual", "playbooks/fleet-report.yml",
+                          "--limit", "controller,localhost", env={"ROSENBLATT_REPORTS": str(reports_dir)})
+    assert result.returncode == 0, result.stdout[-3000:]
+    report = json.loads((reports_dir / "fleet-latest.json").read_text())
+    assert [row["host"] for row in report["hosts"]] == ["controller"]
