@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -15,6 +16,10 @@ REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 CLI = BIN / "rosenblatt"
 CACHE = Path(os.environ.get("ROSENBLATT_CACHE") or Path.home() / ".cache/rosenblatt")
+# The runtime stage built natively for the controller (x86_64 here): what the backend and verification
+# tests run; the programs they use.
+NATIVE_RUNTIME = {"runtime_build_mode": "native", "runtime_build_dir": str(CACHE / "runtime-x86"),
+                  "runtime_build_targets": ["test-backend-ops", "llama-perplexity", "llama-completion", "llama-bench"]}
 
 
 def run_playbook(*args: str, env: dict[str, str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -58,6 +63,19 @@ def real_input(name: str) -> Path:
                             check=False)
     assert result.returncode == 0, result.stderr
     return Path(result.stdout.strip())
+
+
+def build_runtime(variables: dict) -> Path:
+    """The runtime stage's build (playbooks/runtime.yml --tags runtime-build): its artifact, bin/ and lib/."""
+    real_input("llama-cpp-sdist")
+    result = run_playbook("-i", "tests/inventory/local", "playbooks/runtime.yml", "--tags", "runtime-build",
+                          "-e", json.dumps(variables), timeout=5400)
+    assert result.returncode == 0, result.stdout[-5000:]
+    match = re.search(r"(?:built|present) at (/[^\s']+)", " ".join(result.stdout.split()))
+    assert match, result.stdout[-3000:]
+    artifact = Path(match.group(1))
+    assert (artifact / "lib/libggml-rknpu.so").is_file() and (artifact / "bin/libggml-cpu.so").is_file()
+    return artifact
 
 
 @pytest.fixture

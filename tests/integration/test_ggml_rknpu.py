@@ -4,7 +4,6 @@ output on the real Q4_K_M model, RKNPU against CPU-only. The aarch64 build under
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -12,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CACHE, REPO, real_input, run_playbook
+from tests.conftest import CACHE, NATIVE_RUNTIME, REPO, build_runtime, real_input
 
-TARGETS = ["test-backend-ops", "llama-perplexity", "llama-completion"]
+# The verification stage's fixed text.
+PERPLEXITY_TEXT = REPO / "roles/inference_verify/files/perplexity.txt"
 # Long enough (over 32 tokens) for its prefill to run on the NPU with the default GGML_RKNPU_MIN_BATCH.
 PROMPT = ("The Mark I Perceptron was a machine built in 1958 at the Cornell Aeronautical Laboratory by Frank "
           "Rosenblatt, funded by the United States Office of Naval Research. It learned to recognise simple shapes "
@@ -28,24 +28,10 @@ GREEDY_WORDS = 12
 CLAIMED_TYPES = {"f32", "f16", "bf16", "q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_K", "q3_K", "q4_K", "q5_K", "q6_K"}
 
 
-def build_runtime(variables: dict) -> Path:
-    """The runtime stage's build (playbooks/runtime.yml --tags runtime-build): its artifact, bin/ and lib/."""
-    real_input("llama-cpp-sdist")
-    result = run_playbook("-i", "tests/inventory/local", "playbooks/runtime.yml", "--tags", "runtime-build",
-                          "-e", json.dumps(variables), timeout=5400)
-    assert result.returncode == 0, result.stdout[-5000:]
-    match = re.search(r"(?:built|present) at (/[^\s']+)", " ".join(result.stdout.split()))
-    assert match, result.stdout[-3000:]
-    artifact = Path(match.group(1))
-    assert (artifact / "lib/libggml-rknpu.so").is_file() and (artifact / "bin/libggml-cpu.so").is_file()
-    return artifact
-
-
 @pytest.fixture(scope="module")
 def runtime() -> Path:
     """Built natively for the build host itself (x86_64 here)."""
-    return build_runtime({"runtime_build_mode": "native", "runtime_build_dir": str(CACHE / "runtime-x86"),
-                          "runtime_build_targets": TARGETS})
+    return build_runtime(NATIVE_RUNTIME)
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +123,7 @@ def perplexity(result: subprocess.CompletedProcess) -> float:
 
 @pytest.mark.parametrize("precision", ["int8", "fp16"])
 def test_perplexity_on_the_real_model_stays_near_cpu_only(runtime: Path, model: Path, precision: str) -> None:
-    args = ("-m", str(model), "-f", str(REPO / "tests/fixtures/perplexity.txt"), "-c", "64", "-t", "2")
+    args = ("-m", str(model), "-f", str(PERPLEXITY_TEXT), "-c", "64", "-t", "2")
     cpu = run(runtime, "llama-perplexity", *args)
     assert cpu.returncode == 0, cpu.stderr[-3000:]
     npu = run(runtime, "llama-perplexity", *args, npu={"GGML_RKNPU_PRECISION": precision})
@@ -157,7 +143,7 @@ def test_qwen2_architecture_matches_cpu_only(runtime: Path, tmp_path: Path) -> N
     its logits with RKNPU against CPU-only's, token by token (llama-perplexity's KL-divergence mode)."""
     model = real_input("qwen2-gguf")
     base = tmp_path / "cpu-logits.kld"
-    args = ("-m", str(model), "-f", str(REPO / "tests/fixtures/perplexity.txt"), "-c", "64", "-t", "2",
+    args = ("-m", str(model), "-f", str(PERPLEXITY_TEXT), "-c", "64", "-t", "2",
             "--kl-divergence-base", str(base))
     cpu = run(runtime, "llama-perplexity", *args)
     assert cpu.returncode == 0, cpu.stderr[-3000:]
@@ -204,7 +190,7 @@ def test_aarch64_build_for_the_board_under_qemu(model: Path) -> None:
     for precision in ("int8", "fp16"):
         check_backend_ops(run(runtime, "test-backend-ops", "-b", "RKNPU", "-o", "MUL_MAT", emulator=qemu,
                               npu={"GGML_RKNPU_MIN_BATCH": "0", "GGML_RKNPU_PRECISION": precision}, timeout=5400))
-    args = ("-m", str(model), "-f", str(REPO / "tests/fixtures/perplexity.txt"), "-c", "64", "-t", "2")
+    args = ("-m", str(model), "-f", str(PERPLEXITY_TEXT), "-c", "64", "-t", "2")
     cpu = run(runtime, "llama-perplexity", *args, emulator=qemu, timeout=5400)
     npu = run(runtime, "llama-perplexity", *args, emulator=qemu, npu={}, timeout=5400)
     difference = perplexity(npu) / perplexity(cpu) - 1

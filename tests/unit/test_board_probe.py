@@ -32,6 +32,14 @@ def test_boltzmann_edk2_grub_bredos(tree: Tree) -> None:
     tree.file("/usr/bin/dracut", "#!/bin/bash\n", mode=0o755)
     tree.file("/proc/meminfo", "MemTotal:       32617804 kB\nMemFree: 1 kB\n")
     tree.file("/dev/watchdog0", b"")
+    for cpu in range(8):  # A55 cores 0-3 left on schedutil, the A76 cores 4-7 set to performance
+        tree.file(f"/sys/devices/system/cpu/cpu{cpu}/cpufreq/scaling_governor",
+                  "performance\n" if cpu >= 4 else "schedutil\n")
+    tree.file("/sys/devices/system/cpu/cpufreq/policy0/scaling_governor", "schedutil\n")
+    tree.file("/sys/class/devfreq/fdab0000.npu/cur_freq", "1000000000\n")
+    tree.file("/sys/class/devfreq/fdab0000.npu/governor", "rknpu_ondemand\n")
+    tree.file("/sys/class/devfreq/fb000000.gpu/cur_freq", "300000000\n")
+    tree.file("/run/systemd/system/.keep", "")
     facts = probe(str(tree.root))
     assert facts["firmware"] == {"kind": "edk2", "uefi": True, "vendor": "EDK II", "version": "v1.1"}
     assert facts["boot_loader"] == {"name": "grub", "config": "/boot/grub/grub.cfg"}
@@ -42,6 +50,10 @@ def test_boltzmann_edk2_grub_bredos(tree: Tree) -> None:
     assert facts["memory_mib"] == 31853
     assert facts["watchdogs"] == ["/dev/watchdog0"]
     assert facts["kernel_release"] == "7.0.0-rc3-ARCH+"
+    assert list(facts["cpu_governors"]) == [f"cpu{cpu}" for cpu in range(8)]
+    assert facts["cpu_governors"]["cpu4"] == "performance" and facts["cpu_governors"]["cpu3"] == "schedutil"
+    assert facts["npu_devfreq"] == {"name": "fdab0000.npu", "cur_freq_hz": 1000000000, "governor": "rknpu_ondemand"}
+    assert facts["systemd"] is True
 
 
 def test_uboot_extlinux_debian(tree: Tree) -> None:
@@ -62,6 +74,7 @@ def test_uboot_extlinux_debian(tree: Tree) -> None:
                                      "family": "debian"}
     assert facts["initramfs_tool"] == "initramfs-tools"
     assert facts["kexec"] == "/usr/sbin/kexec"
+    assert facts["cpu_governors"] == {} and facts["npu_devfreq"] is None and facts["systemd"] is False
 
 
 def test_uefi_systemd_boot_from_loader_info(tree: Tree) -> None:

@@ -89,3 +89,11 @@ def test_markdown_names_the_device_where_a_reader_looks() -> None:
     svg = render_svg(report(rows, []))
     assert svg.count("<rect") == 4 and svg.startswith("<svg")
     json.dumps(report(rows, []))  # the report is plain JSON
+
+
+def test_markdown_sets_the_completions_side_by_side() -> None:
+    completions = {"RKNPU": [" Mars, Jupiter | moons", " four"], "CPU": [" Mars, Jupiter, Saturn", " five"]}
+    text = render_markdown(build_report(META, [], [], None, completions), None)
+    table = text.split("## Greedy completions")[1].strip().splitlines()
+    assert table[2:] == ["| 1 | CPU |  | Mars, Jupiter, Saturn |", "| 2 | CPU |  | five |",
+                         "| 1 | RKNPU | 14 chars | Mars, Jupiter \\| moons |", "| 2 | RKNPU | 2 chars | four |"]

@@ -137,6 +137,28 @@ def memory_mib(sysroot: SysRoot) -> int | None:
     return int(match.group(1)) // 1024 if match else None
 
 
+def cpu_governors(sysroot: SysRoot) -> dict[str, str]:
+    """cpufreq governor per CPU: benchmarks on the RK3588 swing with it, so reports record it."""
+    governors = {}
+    for name in sysroot.listdir("/sys/devices/system/cpu"):
+        if re.fullmatch(r"cpu\d+", name):
+            governor = sysroot.read_text("/sys/devices/system/cpu/%s/cpufreq/scaling_governor" % name)
+            if governor:
+                governors[name] = governor.strip()
+    return dict(sorted(governors.items(), key=lambda item: int(item[0][3:])))
+
+
+def npu_devfreq(sysroot: SysRoot) -> dict[str, Any] | None:
+    """The NPU's devfreq node (fdab0000.npu on the RK3588), when the kernel scales its clock."""
+    for name in sysroot.listdir("/sys/class/devfreq"):
+        if "npu" in name:
+            base = "/sys/class/devfreq/" + name
+            current = (sysroot.read_text(base + "/cur_freq") or "").strip()
+            return {"name": name, "cur_freq_hz": int(current) if current.isdigit() else None,
+                    "governor": (sysroot.read_text(base + "/governor") or "").strip() or None}
+    return None
+
+
 def probe(root: str = "/") -> dict[str, Any]:
     sysroot = SysRoot(root)
     firmware = probe_firmware(sysroot)
@@ -156,4 +178,8 @@ def probe(root: str = "/") -> dict[str, Any]:
         "memory_mib": memory_mib(sysroot),
         "watchdogs": ["/dev/" + name for name in watchdogs],
         "kexec": _which(sysroot, "kexec"),
+        "cpu_governors": cpu_governors(sysroot),
+        "npu_devfreq": npu_devfreq(sysroot),
+        # systemd is the service manager when it made this folder at boot (what systemd-run needs).
+        "systemd": sysroot.isdir("/run/systemd/system"),
     }

@@ -71,10 +71,11 @@ def agreeing_prefix(reference: str, other: str) -> int:
 
 
 def build_report(meta: dict[str, Any], bench: list[dict[str, Any]], checks: list[dict[str, Any]],
-                 perplexity: dict[str, Any] | None) -> dict[str, Any]:
+                 perplexity: dict[str, Any] | None, completions: dict[str, list[str]] | None = None) -> dict[str, Any]:
     return {
         **meta,
         "checks": checks,
+        "completions": completions or {},
         "bench": bench,
         "perplexity": perplexity,
         "ok": all(check["ok"] for check in checks),
@@ -106,7 +107,7 @@ def _cell(value: Any) -> str:
 
 
 def render_markdown(report: dict[str, Any], svg_name: str | None) -> str:
-    device = report["device"]
+    device, reference = report["device"], report["reference"]
     lines = [
         "# Verification: %s, %s" % (report["host"], report["run"]),
         "",
@@ -118,6 +119,8 @@ def render_markdown(report: dict[str, Any], svg_name: str | None) -> str:
         "| NPU device | **%s** |" % _cell(device["description"]),
         "| board | %s, kernel %s |" % (_cell(report["board"].get("model")), _cell(report["board"].get("kernel"))),
         "| CPU governor | %s |" % _cell(report["board"].get("cpu_governor")),
+        "| CPUs, threads | %s, %s |" % (_cell(report["board"].get("cpus", "all")),
+                                        _cell(report["board"].get("threads"))),
         "| NPU clock | %s |" % _cell(report["board"].get("npu_clock_hz") or "not readable"),
         "| model | %s (sha256 %s) |" % (_cell(report["model"].get("name")), _cell(report["model"].get("sha256"))),
         "| llama.cpp | %s |" % _cell(report["runtime"].get("llama_cpp")),
@@ -130,7 +133,6 @@ def render_markdown(report: dict[str, Any], svg_name: str | None) -> str:
     lines += ["| %s | %s | %s |" % (_cell(c["name"]), "ok" if c["ok"] else "**FAILED**", _cell(c["detail"]))
               for c in report["checks"]]
     if report["bench"]:
-        reference = report["reference"]
         base = {row["test"]: row["tokens_per_s"] for row in report["bench"] if row["config"] == reference}
         lines += ["", "## llama-bench", "", "| configuration | test | tokens/s | ± | threads | vs %s |" % reference,
                   "|---|---|---|---|---|---|"]
@@ -149,6 +151,17 @@ def render_markdown(report: dict[str, Any], svg_name: str | None) -> str:
         if ppl.get("relative_difference") is not None:
             lines += ["", "Relative difference %.4f%% (bound %.4f%%)." % (ppl["relative_difference"] * 100,
                                                                       ppl["bound"] * 100)]
+    completions = report.get("completions") or {}
+    if completions:
+        lines += ["", "## Greedy completions", "", "| prompt | configuration | shared with %s | text |" % reference,
+                  "|---|---|---|---|"]
+        references = completions.get(reference, [])
+        for config, texts in sorted(completions.items(), key=lambda item: item[0] != reference):
+            for index, text in enumerate(texts):
+                shared = agreeing_prefix(references[index], text) if index < len(references) else 0
+                lines.append("| %d | %s | %s | %s |" % (index + 1, _cell(config),
+                                                       "" if config == reference else "%d chars" % shared,
+                                                       _cell(text.strip())))
     if report["regressions"]:
         lines += ["", "## Regressions against the previous run", ""] + ["- " + _cell(r) for r in report["regressions"]]
     return "\n".join(lines) + "\n"

@@ -13,7 +13,8 @@ description:
   - Detects the firmware (edk2/UEFI or U-Boot), the boot loader and its config file (GRUB,
     systemd-boot, extlinux, U-Boot script), the resulting C(boot_chain), where the live device
     tree came from when the loader config tells, the distribution family, the initramfs tool
-    (mkinitcpio, dracut, initramfs-tools), RAM, watchdog devices and kexec.
+    (mkinitcpio, dracut, initramfs-tools), RAM, watchdog devices, kexec, CPU governors, the NPU's clock
+    and whether systemd runs the system.
   - Returned as C(ansible_facts.board). Later stages branch on these facts. Read-only; supports check mode.
 options:
   root:
@@ -44,7 +45,8 @@ ansible_facts:
         kernel_release, architecture, model, firmware (kind, uefi, vendor, version), boot_loader
         (name, config), boot_chain (uefi-grub, uefi-systemd-boot, uboot-extlinux, uboot-script, unknown),
         device_tree_source, distribution (id, name, version_id, family), initramfs_tool, memory_mib,
-        watchdogs, kexec.
+        watchdogs, kexec, cpu_governors (cpuN: governor), npu_devfreq (name, cur_freq_hz, governor; null
+        without one), systemd (whether systemd runs the system).
       type: dict
       returned: always
 """

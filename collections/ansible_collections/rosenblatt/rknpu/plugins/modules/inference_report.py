@@ -198,7 +198,7 @@ def main() -> None:
     except ReportError as exc:
         module.fail_json(msg="%s: %s" % (params["host"], exc))
     meta = dict(params["meta"], host=params["host"], run=params["run"], reference=params["reference"])
-    report = build_report(meta, bench, params["checks"] + checks, perplexity)
+    report = build_report(meta, bench, params["checks"] + checks, perplexity, params["completions"])
     directory = os.path.join(params["reports_dir"], params["host"])
     latest = os.path.join(directory, "latest.json")
     previous = None
