@@ -75,7 +75,7 @@ def test_verification_passes_reports_and_flags_a_regression(board: dict[str, str
     assert (reports_dir / "verify/controller/latest.svg").read_text().startswith("<svg")
     assert recorded(board) == {"component": "verify", "generated": report["run"], "result": "passed",
                                "report": str(reports_dir / f"verify/controller/{report['run']}.md"),
-                               "inputs": recorded(board)["inputs"]}
+                               "inputs": recorded(board)["inputs"], "regressions": 0}
     assert len(recorded(board)["inputs"]) == 64  # sha256 of runtime, model, kernel and settings
 
     # site.yml's setting: the same inputs verified and passed, so nothing runs and no report is added.
