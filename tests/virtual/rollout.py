@@ -23,7 +23,7 @@ from pathlib import Path
 from ansible_collections.rosenblatt.rknpu.plugins.module_utils.artifact_manifest import read_manifest, write_manifest
 from ansible_collections.rosenblatt.rknpu.plugins.module_utils.virtual_board import qmp
 from tests.conftest import BIN, REPO, played, real_input, rosenblatt_ok
-from tests.virtual.conftest import INVENTORY, VirtualBoard
+from tests.virtual.conftest import INVENTORY, VirtualBoard, stop_board
 
 BOOT_STATE = ("cd /boot; ls -1d */ | sort; sha256sum grub/grub.cfg extlinux/extlinux.conf; "
               "grub-editenv grub/grubenv list; ls -1 /lib/modules | sort")
@@ -244,7 +244,8 @@ def good_kernel(rollout: Rollout, known_good: str) -> None:
     assert state["default"] == rollout.release
     assert [entry["release"] for entry in state["entries"]] == [known_good, rollout.release]
     configs = rollout.loader_configs()
-    assert f'set default="{rollout.release}"' in configs and f"default {rollout.release}" in configs
+    # GRUB ids are linux-<release>: a default starting with a digit would be read as an entry number.
+    assert f'set default="linux-{rollout.release}"' in configs and f"default {rollout.release}" in configs
     assert f"/{known_good}/Image" in configs  # the old kernel stays as a fallback entry
     assert "trial-" not in configs
     kernel = json.loads(rollout.board.command("cat", "/var/lib/rosenblatt/state/kernel.json"))
@@ -253,6 +254,12 @@ def good_kernel(rollout: Rollout, known_good: str) -> None:
     assert report["outcome"] == "committed" and all(check["ok"] for check in report["verification"])
     rollout.timings["good trial boot"] = float(report["trial_boot_seconds"])
     rollout.note("good kernel", f"trial-booted, verified, committed; {known_good} kept as fallback entry")
+
+    # The commit must survive a power cut: off and on again, the loader alone picks the kernel.
+    stop_board(rollout.board.host)
+    rosenblatt_ok("-i", INVENTORY, "virtual", "up", rollout.board.host, timeout=900)
+    assert rollout.running() == rollout.release
+    rollout.note("power off and on after the commit", f"the loader booted {rollout.release}")
 
     result = rollout.flash(None)
     assert result.returncode == 0 and re.search(rf"{rollout.board.host}\s*:.*changed=0", result.stdout), \
