@@ -2,7 +2,7 @@
 # MIT License
 """The drift report: per board, what runs and what the stages installed, against the group's pinned versions.
 
-Input per host: the probe facts (`rknpu`, `board`), the recorded state (`board_state`), and the pins that
+Input per host: the probe facts (`rknpu`, `board`), the recorded state (`rosenblatt_state`), and the pins that
 apply to that host (`rosenblatt_kernel_tag`, `rosenblatt_llama_cpp_tag`, `rosenblatt_model_sha256`).
 A board is `in-sync` when every pinned component is installed at its pinned version and it runs the
 kernel that was installed, `drift` otherwise (each difference is listed), `unreachable` when it could not
