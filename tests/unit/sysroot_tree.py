@@ -56,7 +56,10 @@ def kernel(tree: Tree, release: str = "7.2.13-rosenblatt", config: str | None = 
         tree.file(f"/lib/modules/{release}/kernel/drivers/accel/rocket/rocket.ko.zst", b"\x28\xb5\x2f\xfd")
 
 
-def rk3588_board(tree: Tree, status: str = "okay", iommu_status: str = "okay", supply: bool = True) -> None:
+def rk3588_board(tree: Tree, status: str | tuple[str, ...] = "okay", iommu_status: str = "okay", supply: bool = True,
+                 iommus: bool = True) -> None:
+    """The three cores of rk3588-base.dtsi with their IOMMUs; status per core when a tuple."""
+    statuses = status if isinstance(status, tuple) else (status,) * len(CORES)
     tree.dt_node("/", model="Radxa ROCK 5 ITX", compatible=["radxa,rock-5-itx", "rockchip,rk3588"])
     tree.dt_node("/chosen", bootargs="root=/dev/nvme0n1p2 rw")
     for index, (core, iommu) in enumerate(CORES):
@@ -64,7 +67,9 @@ def rk3588_board(tree: Tree, status: str = "okay", iommu_status: str = "okay", s
         tree.dt_node(iommu, compatible=["rockchip,rk3588-iommu", "rockchip,rk3568-iommu"],
                      status=iommu_status, phandle=phandle)
         properties: dict[str, str | list[str] | int | bool] = {
-            "compatible": ["rockchip,rk3588-rknn-core"], "status": status, "iommus": phandle}
+            "compatible": ["rockchip,rk3588-rknn-core"], "status": statuses[index]}
+        if iommus:
+            properties["iommus"] = phandle
         if supply:
             properties.update(npu_supply=0x200, sram_supply=0x200)
         tree.dt_node(core, **properties)
@@ -74,12 +79,17 @@ def load_rocket(tree: Tree) -> None:
     tree.file("/proc/modules", "rocket 77824 0 - Live 0x0000000000000000\nnvme 57344 2 - Live 0x0\n")
 
 
-def bind_cores(tree: Tree, runtime_status: str = "suspended") -> None:
-    for core, _ in CORES:
-        device = core.split("@")[1] + ".npu"
+def bind_cores(tree: Tree, runtime_status: str = "suspended", cores: tuple[int, ...] = (0, 1, 2),
+               iommu: bool = True) -> None:
+    """Bind cores (indexes into CORES) to rocket, each attached to its IOMMU (a group each, as rockchip-iommu makes)."""
+    for index in cores:
+        device = CORES[index][0].split("@")[1] + ".npu"
         tree.file(f"/sys/devices/platform/{device}/power/runtime_status", runtime_status + "\n")
         tree.symlink(f"/sys/bus/platform/devices/{device}", f"../../../devices/platform/{device}")
         tree.symlink(f"/sys/bus/platform/drivers/rocket/{device}", f"../../../../devices/platform/{device}")
+        if iommu:
+            tree.file(f"/sys/kernel/iommu_groups/{index + 5}/type", "DMA\n")
+            tree.symlink(f"/sys/devices/platform/{device}/iommu_group", f"../../../kernel/iommu_groups/{index + 5}")
 
 
 def accel_node(tree: Tree) -> None:

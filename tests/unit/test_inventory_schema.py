@@ -8,16 +8,21 @@ from typing import Any
 import yaml
 
 from ansible_collections.rosenblatt.rknpu.plugins.module_utils.inventory_schema import (
+    PIN_FIELDS,
     confirmation_problems,
+    host_name_problems,
+    one_edit_apart,
     validate_fleet,
 )
+from ansible_collections.rosenblatt.rknpu.plugins.module_utils.role_inputs import load_role_inputs, shown
 
 REPO = Path(__file__).resolve().parents[2]
 PINS = yaml.safe_load((REPO / "inventory/group_vars/all.yml").read_text())
+INPUTS = load_role_inputs(REPO / "roles")
 
 
 def board(**overrides: Any) -> dict[str, Any]:
-    variables = {key: value for key, value in PINS.items() if key.startswith("rosenblatt_")}
+    variables = {key: value for key, value in PINS.items() if key in PIN_FIELDS}
     variables.update(yaml.safe_load((REPO / "inventory/host_vars/boltzmann.yml").read_text()))
     variables.update(overrides)
     return variables
@@ -89,3 +94,92 @@ def test_network_and_flash_descriptions_are_checked() -> None:
     assert [problem.split(" (expected")[0] for problem in problems] == [
         "b1: board_network is {'mode': 'static', 'address': '192.0.2.10'}",
         "b1: board_flash is {'method': 'rkdeveloptool', 'size_bytes': 1}"]
+
+
+def test_network_gateway_and_dns_are_addresses_in_the_network() -> None:
+    for network in ({"mode": "static", "address": "192.0.2.10/24", "gateway": "198.51.100.1"},
+                    {"mode": "static", "address": "192.0.2.10/24", "dns": ["8.8.8.8", "dns.example"]},
+                    {"mode": "static", "address": "192.0.2.0/24"},
+                    {"mode": "dhcp", "address": "192.0.2.10/24"},
+                    {"mode": "static", "address": "192.0.2.10/24", "gatway": "192.0.2.1"}):
+        assert validate_fleet({"b1": board(board_network=network)})[0].startswith("b1: board_network is "), network
+
+
+def test_flash_and_console_devices_are_device_paths() -> None:
+    problems = validate_fleet({"b1": board(board_flash={"method": "block-device", "device": "/dev/../etc/passwd",
+                                                        "size_bytes": 1 << 30},
+                                           board_serial_console={"device": "/dev/ttyUSB0", "baud": 1500001})})
+    assert [problem.split(" is ")[0] for problem in problems] == ["b1: board_serial_console", "b1: board_flash"]
+
+
+def test_patterns_match_the_whole_value() -> None:
+    for name, value in (("rosenblatt_kernel_tag", "v7.2.13; rm -rf /"), ("board_address", "boltzmann.local\n"),
+                        ("rosenblatt_model_sha256", "a" * 64 + "\n"), ("board_distribution", "bredos linux")):
+        problems = validate_fleet({"b1": board(**{name: value})})
+        assert problems and problems[0].startswith("b1: %s is " % name), (name, problems)
+
+
+def test_tag_pin_needs_to_be_accepted_knowingly() -> None:
+    problems = validate_fleet({"b1": board(rosenblatt_tag_pins=["rosenblatt_kernel_tag"])})
+    assert problems == ["b1: rosenblatt_llama_cpp_tag is the tag 'b6000', not a commit: a tag can be moved; pin the "
+                        "40-digit commit, or list rosenblatt_llama_cpp_tag in rosenblatt_tag_pins (group_vars/all) "
+                        "to accept the tag knowingly"]
+    assert validate_fleet({"b1": board(rosenblatt_tag_pins=["rosenblatt_kernel_tag"],
+                                       rosenblatt_llama_cpp_tag="0" * 40)}) == []
+
+
+def test_git_sources_need_an_authenticated_transport() -> None:
+    for url in ("http://git.kernel.org/linux.git", "git://git.kernel.org/linux.git", "ftp://x/y"):
+        problems = validate_fleet({"b1": board(rosenblatt_kernel_git_url=url)})
+        assert problems == ["b1: rosenblatt_kernel_git_url is %r (expected an https:// or file:/// URL, or an "
+                            "absolute path)" % url]
+
+
+def test_role_inputs_are_checked_in_the_users_words() -> None:
+    problems = validate_fleet({"b1": board(kernel_rollout_keep=-3, inference_verify_cpus="4-", model_cache_dir="cache",
+                                           kernel_build_fragments=["../../etc/shadow"],
+                                           inference_verify_npu_backend="gpu",
+                                           kernel_rollout_checks=[{"name": "x"}])}, INPUTS)
+    assert sorted(problems) == [
+        "b1: inference_verify_cpus is '4-' (expected a CPU list or empty)",
+        "b1: inference_verify_npu_backend is 'gpu' (expected one of rocket, model)",
+        "b1: kernel_build_fragments[0] is '../../etc/shadow' (expected a file name)",
+        "b1: kernel_rollout_checks[0].command is missing (expected one line of text)",
+        "b1: kernel_rollout_keep is -3 (expected a whole number, 1 to 100)",
+        "b1: model_cache_dir is 'cache' (expected an absolute path)"]
+
+
+def test_numbers_given_as_text_are_converted_as_ansible_does() -> None:
+    assert validate_fleet({"b1": board(kernel_rollout_keep="3", kernel_build_ccache="yes")}, INPUTS) == []
+    assert validate_fleet({"b1": board(kernel_rollout_keep="three")}, INPUTS) == [
+        "b1: kernel_rollout_keep is a string 'three' (expected a whole number, 1 to 100)"]
+
+
+def test_a_name_one_edit_from_a_known_one_is_refused() -> None:
+    defined = {"b1": ["kernel_rolout_keep", "board_adress", "ansible_becom_password", "my_own_setting"]}
+    problems = validate_fleet({"b1": board()}, INPUTS, defined)
+    assert problems == [
+        "b1: ansible_becom_password is not a variable of rosenblatt or Ansible: did you mean ansible_become_password?",
+        "b1: board_adress is not a variable of rosenblatt or Ansible: did you mean board_address?",
+        "b1: kernel_rolout_keep is not a variable of rosenblatt or Ansible: did you mean kernel_rollout_keep?"]
+    assert one_edit_apart("abcd", "abdc") and one_edit_apart("abc", "abxc") and not one_edit_apart("abc", "cab")
+
+
+def test_host_names() -> None:
+    assert host_name_problems(["boltzmann", "b-2", "rack1.lab"]) == []
+    assert host_name_problems(["bo\u0142tzmann"])[0].startswith("bo\u0142tzmann: the host name has non-ASCII "
+                                                              "characters '\u0142' (U+0142 LATIN SMALL LETTER L")
+    assert host_name_problems(["-bad"]) == ["-bad: the host name is not a host name (letters, digits and hyphens, "
+                                            "labels of 1-63 characters separated by dots, not starting or ending "
+                                            "with a hyphen)"]
+    assert host_name_problems(["Boltzmann", "boltzmann", "board0", "boardo", "node1", "nodel"]) == [
+        "Boltzmann, boltzmann: these host names differ only by case or look-alike characters: rename all but one",
+        "board0, boardo: these host names differ only by case or look-alike characters: rename all but one",
+        "node1, nodel: these host names differ only by case or look-alike characters: rename all but one"]
+
+
+def test_a_secret_value_is_never_shown() -> None:
+    problems = validate_fleet({"b1": board(board_address="hunter2 x")}, INPUTS, {"b1": ["ansible_become_pasword"]})
+    assert "hunter2 x" in problems[0]  # an address is no secret
+    assert shown("ansible_become_password", "hunter2") == "(a secret, not shown)"
+    assert shown("vault_token", "hunter2") == "(a secret, not shown)"

@@ -163,6 +163,12 @@ def test_plan_keeps_n_kernels_but_never_the_running_or_known_good_one() -> None:
     assert decided["remove"] == ["k2", "k3"]
 
 
+@pytest.mark.parametrize("keep", [0, -3, True])
+def test_plan_refuses_a_keep_that_would_remove_every_kernel(keep: int) -> None:
+    with pytest.raises(RolloutError, match="keep is"):
+        plan(_state("k1", "k2", "k3", default="k1"), NEW, "a" * 64, running="k2", installed_sha256=None, keep=keep)
+
+
 def test_plan_removes_the_files_of_bad_releases_on_commit() -> None:
     state = _state("k1", default="k1", bad={"k2": {"reason": "panic"}, NEW: {"reason": "panic"}})
     decided = plan(state, "k3", "a" * 64, running="k1", installed_sha256=None, keep=3, installed=["k1", "k2"])

@@ -55,10 +55,54 @@ def test_disabled_cores_as_on_boltzmann_today(tree: Tree) -> None:
     assert facts["device_tree"]["cores"][0]["iommu"] == {"node": "iommu@fdab9000", "status": "disabled"}
 
 
-def test_enabled_cores_with_disabled_iommu_are_not_enabled(tree: Tree) -> None:
+def test_enabled_cores_with_disabled_iommu(tree: Tree) -> None:
     kernel(tree)
     rk3588_board(tree, iommu_status="disabled")
-    assert probe(str(tree.root))["verdict"] == "dt-disabled"
+    facts = probe(str(tree.root))
+    assert facts["verdict"] == "iommu-disabled"
+    assert "npu@fdab0000, npu@fdac0000, npu@fdad0000" in facts["message"]
+
+
+def test_enabled_cores_that_name_no_iommu(tree: Tree) -> None:
+    kernel(tree)
+    rk3588_board(tree, iommus=False)
+    assert probe(str(tree.root))["verdict"] == "iommu-disabled"
+
+
+def test_one_core_disabled_names_it(tree: Tree) -> None:
+    ready_board(tree)
+    rk3588_board(tree, status=("okay", "disabled", "okay"))
+    facts = probe(str(tree.root), read_version=recorded_rocket_version)
+    assert facts["verdict"] == "dt-disabled"
+    assert facts["verdict_detail"] == "not okay: npu@fdac0000"
+    assert facts["enabled_cores"] == 2
+
+
+def test_fewer_cores_bound_than_enabled_is_not_ready(tree: Tree) -> None:
+    kernel(tree)
+    rk3588_board(tree)
+    load_rocket(tree)
+    bind_cores(tree, cores=(0, 2))
+    accel_node(tree)
+    facts = probe(str(tree.root), read_version=recorded_rocket_version)
+    assert facts["verdict"] == "cores-partly-bound"
+    assert facts["verdict_detail"] == "2 of 3 bound; not bound: fdac0000.npu"
+    assert "fdac0000.npu" in facts["message"]
+    assert facts["working_cores"] == 2
+    assert facts["verdict_rank"] < rknpu_probe.verdict_rank("ready")
+
+
+def test_bound_core_without_iommu_group(tree: Tree) -> None:
+    kernel(tree)
+    rk3588_board(tree)
+    load_rocket(tree)
+    bind_cores(tree, cores=(0, 1))
+    bind_cores(tree, cores=(2,), iommu=False)
+    accel_node(tree)
+    facts = probe(str(tree.root), read_version=recorded_rocket_version)
+    assert facts["verdict"] == "iommu-not-attached"
+    assert facts["verdict_detail"] == "no iommu_group: fdad0000.npu"
+    assert facts["working_cores"] == 2
 
 
 def test_core_without_status_property_is_enabled(tree: Tree) -> None:
@@ -136,8 +180,9 @@ def test_bound_cores_without_accel_node(tree: Tree) -> None:
     bind_cores(tree, runtime_status="active")
     facts = probe(str(tree.root))
     assert facts["verdict"] == "no-device-node"
-    assert facts["bound_cores"] == [{"device": d, "runtime_status": "active", "functional": None}
-                                    for d in ("fdab0000.npu", "fdac0000.npu", "fdad0000.npu")]
+    assert facts["bound_cores"] == [{"device": d, "runtime_status": "active", "iommu_group": group, "functional": None}
+                                    for d, group in (("fdab0000.npu", "5"), ("fdac0000.npu", "6"),
+                                                     ("fdad0000.npu", "7"))]
 
 
 def test_ioctl_on_a_node_that_is_not_a_drm_device_fails_with_errno(tree: Tree) -> None:
@@ -166,8 +211,9 @@ def test_ready(tree: Tree) -> None:
     assert {core["functional"] for core in facts["bound_cores"]} == {None}
 
 
-def write_npu_probe(tree: Tree, ok: bool, exit_code: int = 0) -> None:
-    report = '{"ok": %s, "cores": [{"core": 0, "functional": %s}]}' % (str(ok).lower(), str(ok).lower())
+def write_npu_probe(tree: Tree, ok: bool, exit_code: int = 0, cores: int = 1) -> None:
+    entries = ", ".join('{"core": %d, "functional": %s}' % (index, str(ok).lower()) for index in range(cores))
+    report = '{"ok": %s, "cores": [%s]}' % (str(ok).lower(), entries)
     tree.file("/usr/local/bin/npu-probe", f"#!/bin/sh\necho '{report}'\nexit {exit_code}\n", mode=0o755)
 
 
@@ -180,14 +226,23 @@ def test_failed_selftest(tree: Tree) -> None:
     assert [core["functional"] for core in facts["bound_cores"]] == [False, False, False]
 
 
-def test_passed_selftest_is_ready(tree: Tree) -> None:
+def test_passed_selftest_on_every_core_is_ready(tree: Tree) -> None:
     ready_board(tree)
-    write_npu_probe(tree, ok=True)
+    write_npu_probe(tree, ok=True, cores=3)
     facts = probe(str(tree.root), read_version=recorded_rocket_version, npu_probe_path="/usr/local/bin/npu-probe")
     assert facts["verdict"] == "ready"
     assert facts["selftest"]["ok"] is True
-    # the stub reports core 0 only: the others count as not functional
+    assert facts["working_cores"] == 3
+
+
+def test_selftest_that_reached_one_core_is_not_ready(tree: Tree) -> None:
+    ready_board(tree)
+    write_npu_probe(tree, ok=True, cores=1)
+    facts = probe(str(tree.root), read_version=recorded_rocket_version, npu_probe_path="/usr/local/bin/npu-probe")
+    assert facts["verdict"] == "selftest-failed"
+    assert facts["verdict_detail"] == "failed: fdac0000.npu, fdad0000.npu"
     assert [core["functional"] for core in facts["bound_cores"]] == [True, False, False]
+    assert facts["working_cores"] == 1
 
 
 def test_selftest_that_prints_no_json_fails(tree: Tree) -> None:
@@ -200,6 +255,24 @@ def test_selftest_that_prints_no_json_fails(tree: Tree) -> None:
 
 def test_every_verdict_has_a_message_saying_what_to_do() -> None:
     assert all(len(message) > 30 for message in VERDICTS.values())
+    assert len(set(VERDICTS.values())) == len(VERDICTS)
+
+
+def test_every_verdict_is_reached_by_one_fixture(request: pytest.FixtureRequest) -> None:
+    """Each verdict of the list comes from some tree above: none is unreachable, each cause has its own."""
+    reached = set()
+    module = request.module
+    for name in dir(module):
+        if name.startswith("test_") and name != request.node.name:
+            source = getattr(module, name).__code__.co_consts
+            reached.update(const for const in source if isinstance(const, str) and const in VERDICTS)
+    assert reached == set(VERDICTS)
+
+
+def test_verdict_rank_orders_partial_below_whole() -> None:
+    rank = rknpu_probe.verdict_rank
+    assert rank("cores-not-bound") < rank("cores-partly-bound") < rank("iommu-not-attached") < rank("ready")
+    assert rank("no-such-verdict") < rank("no-npu-in-dt") == 0
 
 
 def test_drm_ioctl_version_number_matches_the_kernel_header() -> None:

@@ -8,6 +8,7 @@ exception: they change files on the controller and touch no board.
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import re
@@ -66,6 +67,12 @@ def _extra_vars(value: str) -> dict[str, Any]:
     return {key: setting}
 
 
+def _become_password() -> str:
+    if sys.stdin.isatty():
+        return getpass.getpass("BECOME password: ")
+    return sys.stdin.readline().rstrip("\n")
+
+
 def _percent(value: str) -> int:
     number = value.rstrip("%")
     if not number.isdigit() or int(number) > 100:
@@ -83,6 +90,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--check", action="store_true", help="show the plan; change nothing (ansible --check)")
     parser.add_argument("--confirm", metavar="BOARDS",
                         help="comma-separated shared boards this run may change (rosenblatt_confirm)")
+    parser.add_argument("-K", "--ask-become-pass", action="store_true",
+                        help="ask for the sudo password of the boards (read from standard input when it is no "
+                             "terminal); it is never written to runs/ or reports/")
+    parser.add_argument("--vault-password-file", type=Path, metavar="FILE",
+                        help="file with the vault password of an encrypted inventory, as ansible-playbook takes it")
     parser.add_argument("-e", "--extra-vars", action="append", default=[], type=_extra_vars, metavar="VARS",
                         help="KEY=VALUE or a JSON object, as ansible-playbook -e (repeatable; the command's own "
                              "options win)")
@@ -150,6 +162,18 @@ def _known_boards(inventory: Path, boards: Sequence[str]) -> None:
         raise BadInput(f"unknown board {', '.join(unknown)} (inventory {inventory} has: {', '.join(known) or 'none'})")
 
 
+def _refuse_secrets(args: argparse.Namespace, extravars: dict[str, Any]) -> None:
+    """ansible-runner writes extra vars to the run folder: secrets go by prompt or vault, never by -e."""
+    from ansible_collections.rosenblatt.rknpu.plugins.module_utils.role_inputs import SECRET_NAME  # noqa: PLC0415
+
+    secrets = sorted(name for name in extravars if SECRET_NAME.search(name))
+    if secrets:
+        raise BadInput(f"-e {', '.join(secrets)}: a secret given with -e would be written to the run folder under "
+                       "runs/; use --ask-become-pass, or a vault (--vault-password-file) for other secrets")
+    if args.vault_password_file is not None and not args.vault_password_file.is_file():
+        raise BadInput(f"--vault-password-file {args.vault_password_file}: no such file")
+
+
 def _stage_key(args: argparse.Namespace) -> str:
     return f"{args.command}-{args.action}" if getattr(args, "action", None) else args.command
 
@@ -161,6 +185,7 @@ def _run_stage(args: argparse.Namespace, project: Path, inventory: Path) -> dict
     extravars: dict[str, Any] = {}
     for given in args.extra_vars:
         extravars.update(given)
+    _refuse_secrets(args, extravars)
     if key in ("provision", "verify"):
         limit = args.boards
     elif key == "rollback":
@@ -191,12 +216,14 @@ def _run_stage(args: argparse.Namespace, project: Path, inventory: Path) -> dict
     missing = [playbook for playbook in PLAYBOOKS[key] if not (project / playbook).is_file()]
     if missing:
         raise BadInput(f"{key.replace('-', ' ')}: {', '.join(missing)} is not in this checkout")
+    become_password = _become_password() if args.ask_become_pass else None
     runs_dir = Path(os.environ.get("ROSENBLATT_RUNS", project / "runs"))
     progress = sys.stderr if args.json else sys.stdout
     results = []
     for playbook in PLAYBOOKS[key]:
         result = run_playbook(project, playbook, inventory=inventory, runs_dir=runs_dir, label=key, limit=limit,
-                              tags=tags, extravars=extravars, check=args.check, progress=progress)
+                              tags=tags, extravars=extravars, check=args.check, progress=progress,
+                              become_password=become_password, vault_password_file=args.vault_password_file)
         results.append(result)
         if result.exit_code != EXIT_OK:
             break

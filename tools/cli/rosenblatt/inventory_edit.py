@@ -21,6 +21,8 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
+from rosenblatt.project import project_dir
+
 
 class InventoryError(Exception):
     """A refused edit; the message names the bad value. Nothing was written."""
@@ -90,25 +92,11 @@ def _find_group(tree: Any, group: str) -> Any:
 
 def inventory_problems(inventory: Path) -> list[str]:
     """Load `inventory` with Ansible and check every host with the validate stage's rules."""
-    from ansible.inventory.manager import InventoryManager  # noqa: PLC0415 (Ansible is slow to import)
-    from ansible.parsing.dataloader import DataLoader  # noqa: PLC0415
-    from ansible.template import Templar  # noqa: PLC0415
-    from ansible.vars.manager import VariableManager  # noqa: PLC0415
-
-    from ansible_collections.rosenblatt.rknpu.plugins.module_utils.inventory_schema import (  # noqa: PLC0415
-        HOST_FIELDS,
-        validate_fleet,
+    from ansible_collections.rosenblatt.rknpu.plugins.module_utils.inventory_check import (  # noqa: PLC0415
+        check_sources,
     )
 
-    loader = DataLoader()
-    manager = InventoryManager(loader=loader, sources=[str(inventory)])
-    variables = VariableManager(loader=loader, inventory=manager)
-    hosts = {}
-    for host in manager.get_hosts():
-        raw = variables.get_vars(host=host, include_hostvars=False)
-        templar = Templar(loader=loader, variables=raw)
-        hosts[host.name] = {name: templar.template(raw[name]) for name in HOST_FIELDS if name in raw}
-    return validate_fleet(hosts)
+    return check_sources([str(inventory)], project_dir() / "roles", project_dir() / "playbooks").problems
 
 
 def host_names(inventory: Path) -> list[str]:
@@ -173,10 +161,10 @@ def _check_on_a_copy(inventory: Path, changes: Mapping[str, str | None]) -> list
 def add_board(inventory: Path, board: NewBoard, group: str) -> dict[str, Any]:
     from ansible_collections.rosenblatt.rknpu.plugins.module_utils.inventory_schema import (  # noqa: PLC0415
         BOARD_MODELS,
-        HOSTNAME,
     )
+    from ansible_collections.rosenblatt.rknpu.plugins.module_utils.role_inputs import is_host_name  # noqa: PLC0415
 
-    if not HOSTNAME.match(board.name) or "." in board.name:
+    if not is_host_name(board.name) or "." in board.name:
         raise InventoryError(f"board name {board.name!r} is not a valid host name (letters, digits and '-')")
     if board.name in host_names(inventory):
         raise InventoryError(f"board {board.name!r} is already in {inventory}")

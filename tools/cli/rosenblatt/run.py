@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -76,20 +77,30 @@ class Progress:
 
 def run_playbook(project: Path, playbook: str, *, inventory: Path, runs_dir: Path, label: str,
                  extravars: Mapping[str, Any] | None = None, limit: Sequence[str] = (), tags: Sequence[str] = (),
-                 check: bool = False, progress: TextIO = sys.stdout) -> RunResult:
+                 check: bool = False, progress: TextIO = sys.stdout, become_password: str | None = None,
+                 vault_password_file: Path | None = None) -> RunResult:
+    """Run one playbook. A become password reaches Ansible only through its prompt (ansible-runner answers it
+    from memory); extravars, by contrast, are written to the run folder, so secrets never travel as those."""
     import ansible_runner  # noqa: PLC0415 (slow to import; not needed for --help or inventory edits)
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     run_dir = runs_dir / f"{stamp}-{label}"
     run_dir.mkdir(parents=True)
     printer = Progress(progress)
+    options = ["--check"] if check else []
+    passwords = {}
+    if become_password is not None:
+        options.append("--ask-become-pass")
+        passwords[r"^BECOME password.*:\s*?$"] = become_password
+    if vault_password_file is not None:
+        options += ["--vault-password-file", str(vault_password_file)]
     bin_dir = str(Path(sys.executable).parent)  # ansible-playbook of this environment
     runner = ansible_runner.run(
         private_data_dir=str(run_dir), project_dir=str(project), playbook=playbook, inventory=str(inventory),
         envvars={"ANSIBLE_CONFIG": str(project / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
                  "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"},
         extravars=dict(extravars or {}), limit=",".join(limit) or None, tags=",".join(tags) or None,
-        cmdline="--check" if check else None,
+        cmdline=" ".join(shlex.quote(option) for option in options) or None, passwords=passwords or None,
         quiet=True, event_handler=printer)
     stats = runner.stats or {}
     hosts: dict[str, dict[str, int]] = {}

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from ansible.inventory.manager import InventoryManager
 from ansible.plugins.action import ActionBase
+from ansible.utils.vars import load_extra_vars
 
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.inventory_schema import (
-    HOST_FIELDS,
-    confirmation_problems,
-    validate_fleet,
-)
+from ansible_collections.rosenblatt.rknpu.plugins.module_utils.inventory_check import check_inventory
+from ansible_collections.rosenblatt.rknpu.plugins.module_utils.inventory_schema import confirmation_problems
 
 
 class ActionModule(ActionBase):
@@ -24,30 +23,26 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         _, args = self.validate_argument_spec(argument_spec={
             "hosts": {"type": "list", "elements": "str"},
+            "roles_dir": {"type": "path", "required": True},
             "require_confirmation": {"type": "bool", "default": False},
             "confirm": {"type": "raw"},
         })
-        names = args["hosts"] or task_vars.get("ansible_play_hosts_all", [])
+        sources = list(task_vars.get("ansible_inventory_sources") or [])
+        manager = InventoryManager(loader=self._loader, sources=sources)
         hostvars = task_vars["hostvars"]
-        collected: dict[str, dict[str, Any]] = {}
-        problems: list[str] = []
-        for host in names:
-            variables = hostvars[host]
-            collected[host] = {}
-            for name in HOST_FIELDS:
-                if name not in variables:
-                    continue
-                try:
-                    collected[host][name] = variables[name]
-                except Exception as exc:  # noqa: BLE001 - any templating error is reported, not raised
-                    problems.append("%s: %s cannot be evaluated: %s" % (host, name, exc))
-        problems.extend(validate_fleet({host: vars_ for host, vars_ in collected.items()}))
+        outcome = check_inventory(
+            manager, sources, self._loader, args["roles_dir"],
+            lambda host: hostvars[host], hosts=args["hosts"] or task_vars.get("ansible_play_hosts_all", []),
+            extra_names=load_extra_vars(self._loader), playbook_dir=task_vars.get("playbook_dir"))
+        problems = outcome.problems
         if args["require_confirmation"]:
-            problems.extend(confirmation_problems(collected, args["confirm"]))
-        result.update(changed=False, hosts=sorted(collected), problems=problems)
+            problems.extend(confirmation_problems(outcome.hosts, args["confirm"]))
+        result.update(changed=False, hosts=sorted(outcome.hosts), problems=problems)
+        if outcome.warnings:
+            result["warnings"] = outcome.warnings
         if problems:
             result["failed"] = True
             result["msg"] = "inventory check failed:\n  " + "\n  ".join(problems)
         else:
-            result["msg"] = "inventory check passed for %d host(s)" % len(collected)
+            result["msg"] = "inventory check passed for %d host(s)" % len(outcome.hosts)
         return result

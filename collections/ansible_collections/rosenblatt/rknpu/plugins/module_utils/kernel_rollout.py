@@ -175,6 +175,9 @@ def plan(state: dict[str, Any], release: str, artifact_sha256: str, *, running: 
          keep: int, installed: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
     """What a rollout of `release` does on this board, or why it must not. `remove`: what the commit deletes,
     the oldest entries beyond `keep` and the files of releases marked bad (kept until then for inspection)."""
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+        # The inventory check refuses it first; a negative count here would remove every unprotected kernel.
+        raise RolloutError("keep is %r: at least 1 kernel must stay installed" % (keep,))
     known_good = state["default"]
     entries = [entry["release"] for entry in state["entries"]]
     if release in state.get("bad", {}):

@@ -5,7 +5,8 @@
 Facts come from the places the 7.2 driver creates (see docs/npu-mainline-status.md):
 device-tree nodes `rockchip,rk3588-rknn-core`, module `rocket`, `/dev/accel/accel*`
 answering DRM_IOCTL_VERSION with name "rocket", and per-core platform devices bound
-to driver `rocket`. The verdict is the first failing step of that chain.
+to driver `rocket`, each attached to its IOMMU (an `iommu_group` link). The verdict is the first
+failing step of that chain; `ready` needs every core the device tree enables to pass every step.
 """
 
 from __future__ import annotations
@@ -34,12 +35,16 @@ DRIVER_SYSFS = "/sys/bus/platform/drivers/rocket"
 KMSG_PATTERN = re.compile(r"rocket|rknn|\bnpu\b", re.IGNORECASE)
 KMSG_MAX_LINES = 40
 
-# Verdicts in the order the chain is checked; each comes with what to do about it.
+# Verdicts from worst to best, the order the chain is checked in; each says what to do about it. The
+# rollout's "at least as good as before" compares positions in this list (verdict_rank) and the number of
+# working cores, so a partial NPU never counts as ready and never as good as a whole one.
 VERDICTS: dict[str, str] = {
     "no-npu-in-dt": "The live device tree has no rockchip,rk3588-rknn-core node: this is not an RK3588 "
                     "or its firmware passed a device tree without the NPU. Boot a kernel DTB for the board.",
-    "dt-disabled": "NPU nodes exist but are not all status=okay: apply the NPU-enable overlay "
+    "dt-disabled": "NPU core nodes exist but not all are status=okay: apply the NPU-enable overlay "
                    "(kernel/dts/overlays) and make sure the boot chain passes the DTB to the kernel.",
+    "iommu-disabled": "NPU cores are enabled but the IOMMU each one names (iommus) is disabled or missing: "
+                      "rocket cannot map memory without it; enable rknn_mmu_0..2 (the NPU-enable overlay does).",
     "dt-missing-supply": "NPU cores are enabled but have no npu-supply: the power domain regulator "
                          "(vdd_npu_s0) is not wired; use the NPU-enable overlay.",
     "driver-not-built": "The running kernel has no rocket driver (CONFIG_DRM_ACCEL_ROCKET unset): "
@@ -47,13 +52,24 @@ VERDICTS: dict[str, str] = {
     "driver-not-loaded": "The rocket module is built but not loaded: run 'modprobe rocket' and read dmesg.",
     "cores-not-bound": "rocket is loaded but no NPU core is bound to it: look at the kernel log lines "
                        "in the facts (clocks, resets, regulators, deferred probe).",
+    "cores-partly-bound": "rocket is loaded but not every enabled NPU core is bound to it: look at the kernel "
+                          "log lines and deferred devices in the facts for the missing cores.",
+    "iommu-not-attached": "NPU cores are bound but not every one is attached to its IOMMU (no iommu_group): "
+                          "check that rockchip-iommu probed (CONFIG_ROCKCHIP_IOMMU) before rocket.",
     "no-device-node": "NPU cores are bound but /dev/accel/accel* does not exist: check udev and "
                       "that DRM_ACCEL is enabled.",
     "ioctl-failed": "DRM_IOCTL_VERSION on the accel node failed or named another driver: "
                     "see the errno in the facts; check permissions (group render).",
     "selftest-failed": "The device answers but the npu-probe self-test GEMM failed on at least one core.",
-    "ready": "The NPU is enabled, bound to rocket and answers on its accel node.",
+    "ready": "Every NPU core the device tree enables is bound to rocket, attached to its IOMMU, and the "
+             "accel node answers.",
 }
+VERDICT_ORDER = tuple(VERDICTS)
+
+
+def verdict_rank(verdict: str) -> int:
+    """Position from worst (0) to best; an unknown verdict ranks below every known one."""
+    return VERDICT_ORDER.index(verdict) if verdict in VERDICTS else -1
 
 
 class DrmVersion(ctypes.Structure):
@@ -209,6 +225,12 @@ def probe_accel_nodes(sysroot: SysRoot, read_version: VersionReader) -> list[dic
     return nodes
 
 
+def platform_device_name(node: str) -> str:
+    """The platform device the kernel makes of a DT node: npu@fdab0000 becomes fdab0000.npu (of_device_make_bus_id)."""
+    name, _, unit = node.partition("@")
+    return "%s.%s" % (unit, name) if unit else name
+
+
 def probe_bound_cores(sysroot: SysRoot) -> list[dict[str, Any]]:
     cores = []
     for name in sysroot.listdir(DRIVER_SYSFS):
@@ -216,7 +238,9 @@ def probe_bound_cores(sysroot: SysRoot) -> list[dict[str, Any]]:
             continue
         device = "/sys/bus/platform/devices/" + name
         status = sysroot.read_text(device + "/power/runtime_status")
-        cores.append({"device": name, "runtime_status": status.strip() if status else None})
+        cores.append({"device": name, "runtime_status": status.strip() if status else None,
+                      # A device the IOMMU core attached has an iommu_group link (drivers/iommu/iommu.c).
+                      "iommu_group": sysroot.readlink_name(device + "/iommu_group")})
     return cores
 
 
@@ -300,29 +324,61 @@ def core_functional(selftest: dict[str, Any] | None, index: int) -> bool | None:
     return False  # no result for this core: npu-probe failed before testing it
 
 
-def decide_verdict(facts: dict[str, Any]) -> str:
+def _names(devices: list[str]) -> str:
+    return ", ".join(devices)
+
+
+def decide_verdict(facts: dict[str, Any]) -> tuple[str, str]:
+    """The first failing step of the chain, with what exactly failed (cores named) for the message."""
     cores = facts["device_tree"]["cores"]
     if not cores:
-        return "no-npu-in-dt"
-    if any(core["status"] != "okay" or (core["iommu"] and core["iommu"]["status"] != "okay") for core in cores):
-        return "dt-disabled"
-    if not all(core["npu_supply"] for core in cores):
-        return "dt-missing-supply"
+        return "no-npu-in-dt", ""
+    disabled = [core["node"] for core in cores if core["status"] != "okay"]
+    if disabled:
+        return "dt-disabled", "not okay: " + _names(disabled)
+    no_iommu = [core["node"] for core in cores if not core["iommu"] or core["iommu"]["status"] != "okay"]
+    if no_iommu:
+        return "iommu-disabled", "IOMMU disabled or missing for " + _names(no_iommu)
+    no_supply = [core["node"] for core in cores if not core["npu_supply"]]
+    if no_supply:
+        return "dt-missing-supply", "no npu-supply: " + _names(no_supply)
     state = facts["module"]["state"]
     if state == "absent" or facts["kernel_config"].get("CONFIG_DRM_ACCEL_ROCKET") == "n":
-        return "driver-not-built"
+        return "driver-not-built", ""
     if state == "available":
-        return "driver-not-loaded"
-    if not facts["bound_cores"]:
-        return "cores-not-bound"
+        return "driver-not-loaded", ""
+    expected = [platform_device_name(core["node"]) for core in cores]
+    bound = {core["device"]: core for core in facts["bound_cores"]}
+    unbound = [device for device in expected if device not in bound]
+    if len(unbound) == len(expected):
+        return "cores-not-bound", "not bound: " + _names(unbound)
+    if unbound:
+        return "cores-partly-bound", "%d of %d bound; not bound: %s" % (
+            len(expected) - len(unbound), len(expected), _names(unbound))
+    detached = [device for device in expected if not bound[device]["iommu_group"]]
+    if detached:
+        return "iommu-not-attached", "no iommu_group: " + _names(detached)
     if not facts["accel_nodes"]:
-        return "no-device-node"
+        return "no-device-node", ""
     if not any(node.get("name") == DRIVER_NAME and not node["error"] for node in facts["accel_nodes"]):
-        return "ioctl-failed"
-    selftest = facts["selftest"]
-    if selftest is not None and not selftest["ok"]:
-        return "selftest-failed"
-    return "ready"
+        errors = [node["path"] + ": " + (node["error"] or "driver " + str(node.get("name")))
+                  for node in facts["accel_nodes"]]
+        return "ioctl-failed", "; ".join(errors)
+    if facts["selftest"] is not None:
+        # Every bound core must pass: npu-probe's overall ok alone would hide a core it never reached.
+        failed = [core["device"] for core in facts["bound_cores"] if core.get("functional") is not True]
+        if failed or not facts["selftest"]["ok"]:
+            return "selftest-failed", "failed: " + (_names(failed) or "npu-probe")
+    return "ready", "%d of %d cores" % (len(expected), len(expected))
+
+
+def working_cores(facts: dict[str, Any]) -> int:
+    """Enabled cores that are bound, attached to their IOMMU and, where npu-probe ran, pass its GEMM."""
+    enabled = {platform_device_name(core["node"]) for core in facts["device_tree"]["cores"] if core["status"] == "okay"}
+    answering = any(node.get("name") == DRIVER_NAME and not node["error"] for node in facts["accel_nodes"])
+    return sum(1 for core in facts["bound_cores"]
+               if core["device"] in enabled and core["iommu_group"] and answering
+               and core.get("functional") is not False)
 
 
 def probe(root: str = "/", read_version: VersionReader = drm_version,
@@ -347,7 +403,10 @@ def probe(root: str = "/", read_version: VersionReader = drm_version,
     facts["selftest"] = run_selftest(sysroot, npu_probe_path) if facts["accel_nodes"] else None
     for index, core in enumerate(facts["bound_cores"]):
         core["functional"] = core_functional(facts["selftest"], index)
-    verdict = decide_verdict(facts)
-    facts["verdict"] = verdict
-    facts["message"] = VERDICTS[verdict]
+    verdict, detail = decide_verdict(facts)
+    facts.update(verdict=verdict, verdict_rank=verdict_rank(verdict), verdict_order=list(VERDICT_ORDER),
+                 verdict_detail=detail,
+                 enabled_cores=sum(1 for core in facts["device_tree"]["cores"] if core["status"] == "okay"),
+                 working_cores=working_cores(facts),
+                 message=VERDICTS[verdict] + (" (%s)" % detail if detail else ""))
     return facts

@@ -53,9 +53,10 @@ ansible_facts:
       description: >-
         kernel_release, kernel_config, device_tree (cores with status, supplies, IOMMU),
         module (state loaded/builtin/available/absent), accel_nodes (driver name, version, errors),
-        bound_cores (runtime PM status, functional from the npu-probe self-test), deferred_devices,
-        clock_rate_hz, kernel_log, selftest,
-        verdict, message.
+        bound_cores (runtime PM status, IOMMU group, functional from the npu-probe self-test),
+        deferred_devices, clock_rate_hz, kernel_log, selftest, enabled_cores, working_cores,
+        verdict, verdict_rank (position in verdict_order, worst first), verdict_order, verdict_detail
+        (the cores that failed), message.
       type: dict
       returned: always
 """
