@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import sys
+import tempfile
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -79,28 +82,46 @@ def run_playbook(project: Path, playbook: str, *, inventory: Path, runs_dir: Pat
                  extravars: Mapping[str, Any] | None = None, limit: Sequence[str] = (), tags: Sequence[str] = (),
                  check: bool = False, progress: TextIO = sys.stdout, become_password: str | None = None,
                  vault_password_file: Path | None = None) -> RunResult:
-    """Run one playbook. A become password reaches Ansible only through its prompt (ansible-runner answers it
-    from memory); extravars, by contrast, are written to the run folder, so secrets never travel as those."""
-    import ansible_runner  # noqa: PLC0415 (slow to import; not needed for --help or inventory edits)
-
+    """Run one playbook. ansible-runner writes its extravars and passwords into the run folder, so a become
+    password goes through a FIFO that ansible-playbook reads once (--become-password-file): never a file."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     run_dir = runs_dir / f"{stamp}-{label}"
     run_dir.mkdir(parents=True)
     printer = Progress(progress)
     options = ["--check"] if check else []
-    passwords = {}
-    if become_password is not None:
-        options.append("--ask-become-pass")
-        passwords[r"^BECOME password.*:\s*?$"] = become_password
     if vault_password_file is not None:
         options += ["--vault-password-file", str(vault_password_file)]
+    with tempfile.TemporaryDirectory(prefix="rosenblatt-") as private:
+        if become_password is not None:
+            options += ["--become-password-file", _serve_once(Path(private) / "become", become_password)]
+        return _run(project, playbook, run_dir, printer, inventory=inventory, extravars=extravars, limit=limit,
+                    tags=tags, options=options)
+
+
+def _serve_once(fifo: Path, secret: str) -> str:
+    """A named pipe that hands `secret` to the first reader; the writer gives up when the pipe is removed."""
+    os.mkfifo(fifo, 0o600)
+
+    def write() -> None:
+        with contextlib.suppress(OSError), fifo.open("w") as pipe:
+            pipe.write(secret + "\n")
+
+    threading.Thread(target=write, daemon=True).start()
+    return str(fifo)
+
+
+def _run(project: Path, playbook: str, run_dir: Path, printer: Progress, *, inventory: Path,
+         extravars: Mapping[str, Any] | None, limit: Sequence[str], tags: Sequence[str],
+         options: list[str]) -> RunResult:
+    import ansible_runner  # noqa: PLC0415 (slow to import; not needed for --help or inventory edits)
+
     bin_dir = str(Path(sys.executable).parent)  # ansible-playbook of this environment
     runner = ansible_runner.run(
         private_data_dir=str(run_dir), project_dir=str(project), playbook=playbook, inventory=str(inventory),
         envvars={"ANSIBLE_CONFIG": str(project / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
                  "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"},
         extravars=dict(extravars or {}), limit=",".join(limit) or None, tags=",".join(tags) or None,
-        cmdline=" ".join(shlex.quote(option) for option in options) or None, passwords=passwords or None,
+        cmdline=" ".join(shlex.quote(option) for option in options) or None,
         quiet=True, event_handler=printer)
     stats = runner.stats or {}
     hosts: dict[str, dict[str, int]] = {}
