@@ -182,4 +182,5 @@ def test_a_secret_value_is_never_shown() -> None:
     problems = validate_fleet({"b1": board(board_address="hunter2 x")}, INPUTS, {"b1": ["ansible_become_pasword"]})
     assert "hunter2 x" in problems[0]  # an address is no secret
     assert shown("ansible_become_password", "hunter2") == "(a secret, not shown)"
-    assert shown("vault_token", "hunter2") == "(a secret, not shown)"
+    assert shown("vault_token", "hunter2") == shown("github_token", 1) == "(a secret, not shown)"
+    assert shown("inference_verify_tokens", 24) == "24"

@@ -255,7 +255,7 @@ def validate_host(host: str, variables: Mapping[str, Any], inputs: Mapping[str, 
         elif field.required:
             problems.append("%s: %s is missing (expected %s)" % (host, name, field.expected))
     model, soc = variables.get("board_model"), variables.get("board_soc")
-    if model in BOARD_MODELS and isinstance(soc, str) and soc != BOARD_MODELS[model]:
+    if isinstance(model, str) and model in BOARD_MODELS and isinstance(soc, str) and soc != BOARD_MODELS[model]:
         problems.append("%s: board_soc is %r but board_model %s has SoC %r" % (host, soc, model, BOARD_MODELS[model]))
     accepted = variables.get("rosenblatt_tag_pins", [])
     for name in TAG_PINS:

@@ -197,7 +197,7 @@ def iter_inputs(inputs: Mapping[str, Input]) -> Iterator[tuple[str, Input]]:
             yield name + "." + sub_name, sub
 
 
-SECRET_NAME = re.compile(r"pass(word)?\b|passwd|secret|token|private_key|vault", re.IGNORECASE)
+SECRET_NAME = re.compile(r"pass(word)?$|passwd|secret|(^|_)token$|private_key|vault", re.IGNORECASE)
 
 
 def shown(name: str, value: Any, secret: bool = False) -> str:
