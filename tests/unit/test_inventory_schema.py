@@ -143,7 +143,7 @@ def test_role_inputs_are_checked_in_the_users_words() -> None:
     assert sorted(problems) == [
         "b1: inference_verify_cpus is '4-' (expected a CPU list or empty)",
         "b1: inference_verify_npu_backend is 'gpu' (expected one of rocket, model)",
-        "b1: kernel_build_fragments[0] is '../../etc/shadow' (expected a file name)",
+        "b1: kernel_build_fragments[0] is '../../etc/shadow' (expected a file name or an absolute path)",
         "b1: kernel_rollout_checks[0].command is missing (expected one line of text)",
         "b1: kernel_rollout_keep is -3 (expected a whole number, 1 to 100)",
         "b1: model_cache_dir is 'cache' (expected an absolute path)"]

@@ -7,7 +7,7 @@ spec's own keys, and what Ansible's spec cannot say (ranges, formats) from the l
 description, written for people and read here:
 
     Allowed: 1 to 100.                      numbers, both ends included
-    Allowed: a file name.                   no folder, no "..", not empty
+    Allowed: a file name.                   no folder, no "..", not empty ("or an absolute path" may follow)
     Allowed: a relative path.               no leading "/", no ".." component
     Allowed: an absolute path.              (the default of type path)
     Allowed: a URL (https, http, file).     the schemes accepted; "or an absolute path" may follow
@@ -89,6 +89,8 @@ def _cpu_list(value: str, _context: Mapping[str, Any]) -> bool:
 # Checks that need more than the value: the validator passes what they need in `context`.
 NAMED_CHECKS: dict[str, Callable[[str, Mapping[str, Any]], bool]] = {
     "a file name": lambda v, _: bool(v) and _one_line(v) and "/" not in v and v not in (".", ".."),
+    "a file name or an absolute path": lambda v, _: (NAMED_CHECKS["a file name"](v, _)
+                                                     or NAMED_CHECKS["an absolute path"](v, _)),
     "a relative path": lambda v, _: bool(v) and not v.startswith("/") and _path_parts_ok(v),
     "an absolute path": lambda v, _: v.startswith("/") and _path_parts_ok(v),
     "a sha256": lambda v, _: bool(SHA256.fullmatch(v)),
