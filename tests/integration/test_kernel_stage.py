@@ -240,7 +240,7 @@ def test_dtb_without_enabled_npu_fails_verification(artifacts: Path, tmp_path: P
     (tmp_path / "disable-core-1.dtso").write_text(DISABLE_CORE_1)
     overlays = [str(tmp_path / (name + ".dtso")) if name == "disable-core-1" else name for name in overlays]
     result, _ = run_kernel_stage(stage_vars(artifacts, kernel_build_targets=["dtbs_prepare"],
-                                            kernel_build_single_modules=[], kernel_build_base_dtb=base_dtb,
+                                            kernel_build_single_modules=[], kernel_build_base_dtbs=[base_dtb],
                                             kernel_build_overlays=overlays))
     assert result.returncode != 0
     output = result.stdout.replace("\n        ", " ")

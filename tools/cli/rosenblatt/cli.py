@@ -31,6 +31,7 @@ PLAYBOOKS: dict[str, list[str]] = {
     "kernel-build": ["playbooks/kernel.yml"],
     "rollout-kernel": ["playbooks/flash.yml"],
     "rollback": ["playbooks/rollback.yml"],
+    "adopt": ["playbooks/adopt.yml"],
     "verify": ["playbooks/verify.yml"],
     "fleet-status": ["playbooks/fleet-report.yml"],
     "virtual-up": ["playbooks/virtual-board.yml"],
@@ -122,6 +123,12 @@ def _parser() -> argparse.ArgumentParser:
     rollback.add_argument("board", metavar="BOARD")
     rollback.add_argument("--to", metavar="RELEASE", help="installed release to go back to (default: the previous one)")
 
+    adopt = commands.add_parser("adopt", help="make a GRUB whose distribution generates grub.cfg serve our kernels "
+                                "too (recorded, reversible; --check lists each file)")
+    adopt.add_argument("boards", nargs="+", metavar="BOARD")
+    adopt.add_argument("--release", action="store_true",
+                       help="give the GRUB back: the recorded files put back byte for byte, grub.cfg regenerated")
+
     verify = commands.add_parser("verify", help="run the verification inference and report it")
     verify.add_argument("boards", nargs="+", metavar="BOARD")
 
@@ -178,16 +185,15 @@ def _stage_key(args: argparse.Namespace) -> str:
     return f"{args.command}-{args.action}" if getattr(args, "action", None) else args.command
 
 
-def _run_stage(args: argparse.Namespace, project: Path, inventory: Path) -> dict[str, Any]:
-    key = _stage_key(args)
+def _command_options(args: argparse.Namespace, key: str, inventory: Path,
+                     extravars: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The hosts (--limit), tags and extra vars one command's own options make."""
     limit: list[str] = []
     tags: list[str] = []
-    extravars: dict[str, Any] = {}
-    for given in args.extra_vars:
-        extravars.update(given)
-    _refuse_secrets(args, extravars)
-    if key in ("provision", "verify"):
+    if key in ("provision", "verify", "adopt"):
         limit = args.boards
+        if key == "adopt" and args.release:
+            extravars["boot_adoption_state"] = "released"
     elif key == "rollback":
         limit = [args.board]
         if args.to:
@@ -210,6 +216,16 @@ def _run_stage(args: argparse.Namespace, project: Path, inventory: Path) -> dict
             tags = ["virtual"]  # stopping needs no image
         if args.fresh:
             extravars["virtual_board_fresh"] = True
+    return limit, tags
+
+
+def _run_stage(args: argparse.Namespace, project: Path, inventory: Path) -> dict[str, Any]:
+    key = _stage_key(args)
+    extravars: dict[str, Any] = {}
+    for given in args.extra_vars:
+        extravars.update(given)
+    _refuse_secrets(args, extravars)
+    limit, tags = _command_options(args, key, inventory, extravars)
     _known_boards(inventory, limit)
     if args.confirm:
         extravars["rosenblatt_confirm"] = args.confirm

@@ -2,9 +2,10 @@
 # MIT License
 """How a board boots and what it runs: the facts every board-side stage branches on.
 
-boltzmann boots edk2-rk3588 (UEFI) then GRUB; the virtual board can boot U-Boot and
-extlinux.conf or edk2 and GRUB. The rollout stage picks its trial-boot method from
-`boot_chain`, and the initramfs tool from `initramfs_tool`, never from a guess.
+boltzmann boots edk2-rk3588 (UEFI) then a GRUB whose grub.cfg its distribution generates; the virtual
+boards boot U-Boot and extlinux.conf, edk2 and GRUB, or edk2 and Debian's own GRUB. `boot_chain` is the
+boot chain descriptor (module_utils/boot_chains.py) whose detection rule matches; the rollout stage takes
+its trial-boot method from it, and the initramfs tool from `initramfs_tool`, never from a guess.
 """
 
 from __future__ import annotations
@@ -13,6 +14,12 @@ import os
 import re
 from typing import Any
 
+from ansible_collections.rosenblatt.rknpu.plugins.module_utils.boot_chains import (
+    BOOT_CHAINS,
+    config_author,
+    descriptor,
+    detect,
+)
 from ansible_collections.rosenblatt.rknpu.plugins.module_utils.sysroot import SysRoot, kernel_release
 
 DT_BASE = "/proc/device-tree"
@@ -78,17 +85,24 @@ def probe_boot_loader(sysroot: SysRoot, uefi: bool) -> dict[str, Any]:
     return {"name": "unknown", "config": None}
 
 
-def boot_chain_of(firmware: dict[str, Any], loader: dict[str, Any]) -> str:
-    """The chain name the rollout stage dispatches on."""
-    if loader["name"] == "grub" and firmware["uefi"]:
-        return "uefi-grub"
-    if loader["name"] == "systemd-boot":
-        return "uefi-systemd-boot"
-    if loader["name"] == "extlinux":
-        return "uboot-extlinux"
-    if loader["name"] == "u-boot-script":
-        return "uboot-script"
-    return "unknown"
+def boot_chain_of(sysroot: SysRoot, firmware: dict[str, Any], loader: dict[str, Any]) -> str:
+    """The chain name the rollout stage dispatches on: the descriptor whose detection rule matches."""
+    author = config_author(sysroot.read_text(loader["config"])) if loader["config"] else None
+    return detect(firmware["uefi"], loader["name"], author)
+
+
+def probe_grub_generator(sysroot: SysRoot, loader: dict[str, Any]) -> dict[str, Any] | None:
+    """The distribution's grub.cfg generator: the command that regenerates the config GRUB reads (Debian's
+    update-grub, else grub-mkconfig -o <config>), and whether it reads /etc/default/grub.d/*.cfg (Debian's
+    does; upstream GRUB's, which Arch ships, reads /etc/default/grub only)."""
+    program = _which(sysroot, "grub-mkconfig") or _which(sysroot, "grub2-mkconfig")
+    if program is None or loader["name"] != "grub" or not loader["config"]:
+        return None
+    update_grub = _which(sysroot, "update-grub")
+    default_config = update_grub is not None and loader["config"] == "/boot/grub/grub.cfg"
+    return {"command": program,
+            "regenerate": [update_grub] if default_config else [program, "-o", loader["config"]],
+            "reads_defaults_dropins": "/default/grub.d/" in (sysroot.read_text(program) or "")}
 
 
 def device_tree_source(sysroot: SysRoot, firmware: dict[str, Any], loader: dict[str, Any]) -> str:
@@ -164,6 +178,7 @@ def probe(root: str = "/") -> dict[str, Any]:
     firmware = probe_firmware(sysroot)
     loader = probe_boot_loader(sysroot, firmware["uefi"])
     distribution = probe_distribution(sysroot)
+    chain = boot_chain_of(sysroot, firmware, loader)
     watchdogs = [name for name in sysroot.listdir("/dev") if re.fullmatch(r"watchdog\d*", name)]
     return {
         "kernel_release": kernel_release(sysroot),
@@ -171,7 +186,14 @@ def probe(root: str = "/") -> dict[str, Any]:
         "model": sysroot.read_dt_string(DT_BASE + "/model"),
         "firmware": firmware,
         "boot_loader": loader,
-        "boot_chain": boot_chain_of(firmware, loader),
+        "boot_chain": chain,
+        # How this chain boots a trial kernel and commits a default (module_utils/boot_chains.py), or null.
+        "boot_chain_descriptor": descriptor(chain) if chain in BOOT_CHAINS else None,
+        "boot_chains_supported": list(BOOT_CHAINS),
+        # A distribution-generated chain without our generator script: `rosenblatt adopt` comes first.
+        "boot_adoption_needed": chain in BOOT_CHAINS and "generator_script" in BOOT_CHAINS[chain]
+        and not sysroot.exists(BOOT_CHAINS[chain]["generator_script"]),
+        "grub_generator": probe_grub_generator(sysroot, loader),
         "device_tree_source": device_tree_source(sysroot, firmware, loader),
         "distribution": distribution,
         "initramfs_tool": probe_initramfs_tool(sysroot, distribution["family"]),

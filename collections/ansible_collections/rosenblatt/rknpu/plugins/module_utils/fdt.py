@@ -13,10 +13,12 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible_collections.rosenblatt.rknpu.plugins.module_utils.boards import SOCS
+
 FDT_MAGIC = 0xD00DFEED
 FDT_BEGIN_NODE, FDT_END_NODE, FDT_PROP, FDT_NOP, FDT_END = 1, 2, 3, 4, 9
-NPU_COMPATIBLE = "rockchip,rk3588-rknn-core"
-NPU_CORES = 3
+NPU_COMPATIBLE = SOCS["rk3588"]["npu"]["compatible"]
+NPU_CORES = len(SOCS["rk3588"]["npu"]["cores"])
 
 
 class FdtError(Exception):

@@ -114,7 +114,9 @@ def check_sources(sources: list[str], roles_dir: str | Path, playbook_dir: str |
 
     with warnings.catch_warnings():  # a second call in one process only says the finder is there already
         warnings.filterwarnings("ignore", "AnsibleCollectionFinder has already been configured")
-        init_plugin_loader()  # lookups in group_vars (env, for the cache and report folders) need it outside a play
+        # Lookups and filters in group_vars (env for the cache and report folders, the board catalogue's) need it
+        # outside a play, with this collection's folder whatever the caller's configuration says.
+        init_plugin_loader([str(Path(__file__).resolve().parents[5])])
     loader = DataLoader()
     manager = InventoryManager(loader=loader, sources=sources)
     variables = VariableManager(loader=loader, inventory=manager)

@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ansible_collections.rosenblatt.rknpu.plugins.module_utils import boot_chains
+from ansible_collections.rosenblatt.rknpu.plugins.module_utils.boards import BOARDS
 from ansible_collections.rosenblatt.rknpu.plugins.module_utils.inventory_sources import (
     Definition,
     Group,
@@ -39,16 +41,11 @@ from ansible_collections.rosenblatt.rknpu.plugins.module_utils.role_inputs impor
     type_name,
 )
 
-# Board models the pipeline knows how to build for, with their SoC.
-BOARD_MODELS: dict[str, str] = {
-    "radxa-rock-5-itx-plus": "rk3588",
-    "radxa-rock-5-itx": "rk3588",
-    "radxa-rock-5b": "rk3588",
-    "qemu-virt-arm64": "qemu-virt",  # the virtual board: same image, other firmware and DTB
-    "generic-linux": "none",  # stand-in hosts (the controller in `make demo`, fleet test hosts)
-}
+# Board models the pipeline knows how to build for (the board catalogue), with their SoC.
+BOARD_MODELS: dict[str, str] = {model: entry["soc"] for model, entry in BOARDS.items()}
 BOOT_MEDIA = ("emmc", "nvme", "sd", "sata", "usb", "spi-nor", "virtio", "none")
-BOOT_CHAINS = ("uefi-grub", "uefi-systemd-boot", "uboot-extlinux", "uboot-script", "none")
+# The chains the boot chain descriptors support, and the stand-in without one.
+BOOT_CHAINS = (*boot_chains.BOOT_CHAINS, boot_chains.NO_BOOT_CHAIN)
 SERIAL_BAUDS = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, 1000000, 1500000, 2000000, 3000000)
 COMMIT = re.compile(r"[0-9a-f]{40}")
 
@@ -158,8 +155,6 @@ PROJECT_FIELDS: dict[str, Field] = {
     "rosenblatt_state_dir": Field(str, "an absolute path", required=False, check=_absolute),
     "rosenblatt_reports_dir": Field(str, "an absolute path", required=False, check=_absolute),
     "rosenblatt_cache": Field(str, "an absolute path", required=False, check=_absolute),
-    "rk3588_big_cores": Field(str, "a CPU list such as 4-7", required=False,
-                              check=lambda v: bool(re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", v))),
     "rosenblatt_confirm": Field((str, list), "board names, comma-separated", required=False),
     "rosenblatt_stage_changes_boards": Field((bool, str), "true or false", required=False,
                                              check=lambda v: str(v).lower() in ("true", "false", "yes", "no")),

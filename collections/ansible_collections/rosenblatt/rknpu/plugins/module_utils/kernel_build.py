@@ -60,7 +60,9 @@ class Spec:
     patches: list[str]
     fragments: list[str]
     overlays: list[str]
-    base_dtb: str  # e.g. rockchip/rk3588-rock-5-itx.dtb (path below arch/<arch>/boot/dts)
+    # The boards' DTBs (paths below arch/<arch>/boot/dts, e.g. rockchip/rk3588-rock-5-itx.dtb): each gets the
+    # overlays applied and its NPU nodes verified.
+    base_dtbs: list[str]
     targets: list[str]  # make targets, e.g. Image modules dtbs, or modules_prepare
     single_modules: list[str] = field(default_factory=list)  # e.g. drivers/accel/rocket/rocket.ko
     extra_dtbs: list[str] = field(default_factory=list)  # shipped as built, not verified
@@ -122,7 +124,7 @@ def input_hash(spec: Spec, tools: dict[str, str]) -> tuple[str, dict[str, Any]]:
         "builder": BUILDER_VERSION, "source": spec.source_id, "arch": spec.arch, "base_config": spec.base_config,
         "patches": _named_digests(spec.patches, "patch"),
         "fragments": _named_digests(spec.fragments, "config fragment"),
-        "overlays": _named_digests(spec.overlays, "overlay"), "base_dtb": spec.base_dtb,
+        "overlays": _named_digests(spec.overlays, "overlay"), "base_dtbs": spec.base_dtbs,
         "extra_dtbs": spec.extra_dtbs, "targets": spec.targets, "single_modules": spec.single_modules,
         "toolchain": tools, "cross_compile": spec.cross_compile,
     }
@@ -412,10 +414,10 @@ def build(spec: Spec, check_mode: bool = False) -> Result:
         handle.write("input hash %s\n" % digest)
     make = Make(spec, tree, build_dir, log)
     configure(spec, make, inputs)
-    stem = os.path.splitext(os.path.basename(spec.base_dtb))[0]
-    dtbs = [spec.base_dtb, *spec.extra_dtbs] if spec.base_dtb else list(spec.extra_dtbs)
-    # -@ on the base DTB only: it keeps the labels (__symbols__) the overlays refer to.
-    make(*spec.targets, *dtbs, "DTC_FLAGS_%s=-@" % stem, what="build")
+    dtbs = [*spec.base_dtbs, *spec.extra_dtbs]
+    # -@ on the base DTBs only: it keeps the labels (__symbols__) the overlays refer to.
+    make(*spec.targets, *dtbs, *("DTC_FLAGS_%s=-@" % os.path.splitext(os.path.basename(dtb))[0]
+                                 for dtb in spec.base_dtbs), what="build")
     if spec.single_modules:
         # modpost cannot resolve symbols without vmlinux's Module.symvers: warn instead of failing.
         make(*spec.single_modules, "KBUILD_MODPOST_WARN=1", what="module build")
@@ -433,7 +435,8 @@ def build(spec: Spec, check_mode: bool = False) -> Result:
             "release": release, "source": spec.source_id, "input_hash": digest, "arch": spec.arch,
             "targets": spec.targets, "single_modules": spec.single_modules,
             "patches": inputs["patches"], "fragments": inputs["fragments"], "overlays": inputs["overlays"],
-            "base_dtb": spec.base_dtb, "config_sha256": sha256_of(os.path.join(staging, "config")), "toolchain": tools,
+            "base_dtbs": spec.base_dtbs, "config_sha256": sha256_of(os.path.join(staging, "config")),
+            "toolchain": tools,
             "build_time": datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat(),
             "build_seconds": round(time.monotonic() - started, 1), "npu": npu,
         })
@@ -468,24 +471,26 @@ def _stage_device_tree(spec: Spec, make: Make, staging: str, dtbs: list[str]) ->
     for dtb in dtbs:
         os.makedirs(os.path.dirname(os.path.join(staging, "dtbs", dtb)), exist_ok=True)
         shutil.copyfile(os.path.join(dts_dir, dtb), os.path.join(staging, "dtbs", dtb))
-    if not spec.base_dtb:
-        return {}
-    shipped = os.path.join(staging, "dtbs", spec.base_dtb)
-    if spec.overlays:
+    compiled = []
+    if spec.overlays and spec.base_dtbs:
         overlay_dir = os.path.join(staging, "dtbs", "overlays")
         os.makedirs(overlay_dir, exist_ok=True)
-        compiled = []
         for overlay in spec.overlays:
             output = os.path.join(overlay_dir, os.path.splitext(os.path.basename(overlay))[0] + ".dtbo")
             compile_overlay(overlay, make.tree, output)
             compiled.append(output)
-        apply_overlays(os.path.join(dts_dir, spec.base_dtb), compiled, shipped)
-    if not spec.verify_npu:
-        return {}
-    try:
-        report = fdt.verify_npu(shipped)
-    except fdt.FdtError as exc:
-        raise BuildError(str(exc).replace(staging + "/", "")) from None
-    return {"model": report["model"], "cores": [
-        {key: core[key] for key in ("path", "status", "npu_supply", "iommu", "assigned_clock_rates")}
-        for core in report["cores"]]}
+    npu = {}
+    for dtb in spec.base_dtbs:
+        shipped = os.path.join(staging, "dtbs", dtb)
+        if compiled:
+            apply_overlays(os.path.join(dts_dir, dtb), compiled, shipped)
+        if not spec.verify_npu:
+            continue
+        try:
+            report = fdt.verify_npu(shipped)
+        except fdt.FdtError as exc:
+            raise BuildError(str(exc).replace(staging + "/", "")) from None
+        npu[dtb] = {"model": report["model"], "cores": [
+            {key: core[key] for key in ("path", "status", "npu_supply", "iommu", "assigned_clock_rates")}
+            for core in report["cores"]]}
+    return npu

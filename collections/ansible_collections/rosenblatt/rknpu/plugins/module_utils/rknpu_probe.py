@@ -21,14 +21,15 @@ import subprocess
 from collections.abc import Callable
 from typing import Any
 
+from ansible_collections.rosenblatt.rknpu.plugins.module_utils.boards import SOCS
 from ansible_collections.rosenblatt.rknpu.plugins.module_utils.sysroot import (
     SysRoot,
     kernel_release,
     read_kernel_config,
 )
 
-NPU_COMPATIBLE = "rockchip,rk3588-rknn-core"
-CORE_UNIT_ADDRESSES = ("fdab0000", "fdac0000", "fdad0000")
+# The one SoC with an NPU we support (module_utils/boards.py).
+NPU_COMPATIBLE = SOCS["rk3588"]["npu"]["compatible"]
 DT_BASE = "/proc/device-tree"
 DRIVER_NAME = "rocket"
 DRIVER_SYSFS = "/sys/bus/platform/drivers/rocket"

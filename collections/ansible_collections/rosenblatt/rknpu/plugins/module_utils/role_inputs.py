@@ -12,7 +12,7 @@ description, written for people and read here:
     Allowed: an absolute path.              (the default of type path)
     Allowed: a URL (https, http, file).     the schemes accepted; "or an absolute path" may follow
     Allowed: text matching `REGEX` (...).   the whole value must match
-    Allowed: a sha256.  a host name.  a CPU list.  a regular expression.  an NPU verdict.
+    Allowed: a sha256.  a host name.  a CPU list.  a regular expression.  an NPU verdict.  a boot chain.
     Allowed: a host of the inventory.  a board model of the inventory check (...).  one line of text.
     Allowed: a board network (board_network).  set by the kernel rollout.
 
@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from ansible_collections.rosenblatt.rknpu.plugins.module_utils.boot_chains import BOOT_CHAINS
 
 HOSTNAME = re.compile(r"(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                       r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?")
@@ -99,6 +101,7 @@ NAMED_CHECKS: dict[str, Callable[[str, Mapping[str, Any]], bool]] = {
     "a regular expression": lambda v, _: _one_line(v) and _regex_ok(v),
     "one line of text": lambda v, _: _one_line(v),
     "an NPU verdict": lambda v, context: v in context.get("verdicts", ()),
+    "a boot chain": lambda v, _: v in BOOT_CHAINS,
     "a host of the inventory": lambda v, context: v in context.get("hosts", ()) or v == "localhost",
 }
 # Values another check owns (the board description) or that a role sets for itself: type only here.

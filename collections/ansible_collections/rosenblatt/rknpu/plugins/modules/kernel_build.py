@@ -16,8 +16,8 @@ description:
   - Otherwise applies O(patches) in order to a hard-link copy of O(source_dir), makes O(base_config), merges
     O(fragments) with the kernel's merge_config.sh, runs olddefconfig and checks that every fragment symbol
     kept its value (a dropped symbol fails with its unmet dependencies, read from Kconfig), builds
-    O(targets) out of tree with ccache, compiles O(overlays) with C(dtc -@), applies them to O(base_dtb)
-    with fdtoverlay, checks the NPU nodes of the result, and writes the artifact with a manifest holding
+    O(targets) out of tree with ccache, compiles O(overlays) with C(dtc -@), applies them to each of
+    O(base_dtbs) with fdtoverlay, checks the NPU nodes of each result, and writes the artifact with a manifest holding
     the sha256 of every file, under a temporary name renamed at the end.
   - Supports check mode (reports whether a build would run).
 options:
@@ -62,13 +62,15 @@ options:
     elements: path
     default: []
   overlays:
-    description: Device-tree overlay sources (.dtso) applied in this order to O(base_dtb).
+    description: Device-tree overlay sources (.dtso) applied in this order to each of O(base_dtbs).
     type: list
     elements: path
     default: []
-  base_dtb:
-    description: The board's DTB below arch/<arch>/boot/dts, e.g. rockchip/rk3588-rock-5-itx.dtb.
-    type: str
+  base_dtbs:
+    description: The boards' DTBs below arch/<arch>/boot/dts, e.g. rockchip/rk3588-rock-5-itx.dtb; each gets
+      O(overlays) applied and, with O(verify_npu), its NPU nodes verified.
+    type: list
+    elements: str
     required: true
   extra_dtbs:
     description: Further DTBs to build and ship unchanged.
@@ -110,7 +112,7 @@ options:
     type: int
     default: 0
   verify_npu:
-    description: Fail unless the shipped DTB enables the three NPU cores, their IOMMUs and supplies.
+    description: Fail unless each shipped base DTB enables the three NPU cores, their IOMMUs and supplies.
     type: bool
     default: true
   tarball:
@@ -130,7 +132,7 @@ EXAMPLES = r"""
     artifact_root: "{{ cache }}/artifacts/kernel"
     fragments: ["{{ playbook_dir }}/../kernel/configs/npu.config"]
     overlays: ["{{ playbook_dir }}/../kernel/dts/overlays/npu-enable.dtso"]
-    base_dtb: rockchip/rk3588-rock-5-itx.dtb
+    base_dtbs: [rockchip/rk3588-rock-5-itx.dtb]
     targets: [Image, modules, dtbs]
 """
 
@@ -184,7 +186,7 @@ def main() -> None:
             "opt_in_patches": {"type": "list", "elements": "str", "default": []},
             "config_symbols": {"type": "dict", "default": {}},
             "patches": paths, "fragments": paths, "overlays": paths,
-            "base_dtb": {"type": "str", "required": True},
+            "base_dtbs": {"type": "list", "elements": "str", "required": True},
             "extra_dtbs": {"type": "list", "elements": "str", "default": []},
             "targets": {"type": "list", "elements": "str", "required": True},
             "single_modules": {"type": "list", "elements": "str", "default": []},

@@ -10,8 +10,9 @@ DOCUMENTATION = r"""
 module: kernel_rollout_plan
 short_description: Plan a kernel rollout on a board (boot state, free space, what would be removed)
 description:
-  - Reads the board's boot state file (installed kernels, default, bad releases, command line), or adopts
-    it from loader configs rendered by rosenblatt when the file does not exist yet.
+  - Reads the board's boot state file (installed kernels, default, bad releases, command line), or makes the
+    first one when the file does not exist yet, from loader configs rendered by rosenblatt or, on a chain whose
+    distribution generates grub.cfg, with the running distribution kernel as the default.
   - Decides what a rollout of O(release) does, refuses a release marked bad or a release string reused
     with other contents, and checks that the kernel, its modules and the staged copy fit on their file
     systems (needs of paths on one file system are added up).
@@ -33,6 +34,9 @@ options:
     description: How many kernels stay installed after a commit (the running and the known-good one always stay).
     type: int
     default: 3
+  chain:
+    description: The board's boot chain (board facts), which says how a first boot state is made.
+    type: str
   retry_bad:
     description: Allow a release the board has marked bad.
     type: bool
@@ -62,7 +66,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 state:
-  description: The boot state (format, loaders, cmdline, devicetree, boot_fs_uuid, entries, default, bad).
+  description: The boot state (format, chains, cmdline, devicetree, boot_fs_uuid, entries, default, bad).
   type: dict
   returned: always
 adopted:
@@ -112,6 +116,7 @@ def main() -> None:
             "needs": {"type": "dict", "required": True},
             "keep": {"type": "int", "default": 3},
             "retry_bad": {"type": "bool", "default": False},
+            "chain": {"type": "str"},
             "state_file": {"type": "path", "default": "/var/lib/rosenblatt/state/boot.json"},
             **PATHS_SPEC,
             "staging_dir": {"type": "path", "default": "/var/lib/rosenblatt/staging"},
@@ -126,7 +131,8 @@ def main() -> None:
     free = free_bytes({"boot": params["boot_dir"], "modules": params["modules_dir"], "staging": params["staging_dir"]})
     result = {"changed": False, "running": running, "installed_sha256": installed_sha256, "free": free}
     try:
-        state, adopted = read_state(params["state_file"], params["boot_dir"], running, proc_cmdline)
+        state, adopted = read_state(params["state_file"], params["boot_dir"], running, proc_cmdline,
+                                     params["chain"])
         result.update(state=state, adopted=adopted)
         if params["retry_bad"] and params["release"] in state.get("bad", {}):
             state = dict(state, bad={name: bad for name, bad in state["bad"].items() if name != params["release"]})
