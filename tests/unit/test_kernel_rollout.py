@@ -13,12 +13,15 @@ import jinja2
 import pytest
 
 from ansible_collections.rosenblatt.rknpu.plugins.module_utils.artifact_manifest import write_manifest
+from ansible_collections.rosenblatt.rknpu.plugins.module_utils.boot_chains import descriptor
 from ansible_collections.rosenblatt.rknpu.plugins.module_utils.kernel_artifact import ArtifactError, check_artifact
 from ansible_collections.rosenblatt.rknpu.plugins.module_utils.kernel_rollout import (
+    INSTALLED_MARKER,
     RolloutError,
     adopt,
     board_cmdline,
     image_architecture,
+    installed_releases,
     plan,
     read_state,
     space_shortfalls,
@@ -80,11 +83,11 @@ def _render_boot(boot: Path, releases: list[str], default: str) -> None:
     values = {"ansible_managed": "Ansible managed", "boot_config_default": default, "boot_config_timeout": 2,
               "boot_config_entries": [{"release": release} for release in releases], "boot_config_cmdline": CMDLINE,
               "boot_config_devicetree": "rockchip/rk3588-rock-5-itx.dtb", "boot_config_boot_fs_uuid": "b0075e1f",
-              "boot_config_trial": {}}
-    for loader, relative in (("extlinux", "extlinux/extlinux.conf"), ("grub", "grub/grub.cfg")):
-        (boot / relative).parent.mkdir(parents=True, exist_ok=True)
-        template = templates.get_template(loader + (".conf.j2" if loader == "extlinux" else ".cfg.j2"))
-        (boot / relative).write_text(template.render(values))
+              "boot_config_trial": {}, "boot_config_initrd": True}
+    for name in ("uefi-grub", "uboot-extlinux"):
+        chain = descriptor(name)
+        (boot / chain["config"]).parent.mkdir(parents=True, exist_ok=True)
+        (boot / chain["config"]).write_text(templates.get_template(chain["template"]).render(values))
     for release in releases:
         (boot / release).mkdir(parents=True, exist_ok=True)
         (boot / release / "Image").write_bytes(_arm64_image())
@@ -218,3 +221,13 @@ def test_space_is_added_up_per_file_system() -> None:
     assert problems == ["/boot: 400 MiB needed (boot 400 MiB), 300 MiB free",
                         "/lib/modules and /var/lib/rosenblatt/staging: 600 MiB needed (modules 300 MiB, "
                         "staging 300 MiB), 500 MiB free"]
+
+
+def test_a_kernel_installed_without_an_initramfs_is_installed(tmp_path: Path) -> None:
+    """A board without an initramfs tool: the install's marker completes the folder, not initrd.img."""
+    for release, files in (("with-initrd", ("Image", "initrd.img")), ("no-tool", ("Image", INSTALLED_MARKER)),
+                           ("partial", ("Image",)), ("no-image", ("initrd.img", INSTALLED_MARKER))):
+        (tmp_path / release).mkdir()
+        for name in files:
+            (tmp_path / release / name).write_bytes(b"x")
+    assert installed_releases(str(tmp_path)) == ["no-tool", "with-initrd"]

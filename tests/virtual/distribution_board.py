@@ -28,6 +28,7 @@ import uuid
 from pathlib import Path
 
 from ansible_collections.rosenblatt.rknpu.plugins.module_utils.disk_image import BOOT_FS_FEATURES, MIB, SECTOR
+from ansible_collections.rosenblatt.rknpu.plugins.module_utils.kernel_source import apt_options
 from tests.conftest import CACHE
 
 SUITE = "bookworm"
@@ -206,3 +207,18 @@ def _build(folder: Path) -> None:
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     os.rename(work, folder)
 
+
+
+def second_kernel_package(installed_release: str) -> Path:
+    """Another kernel package of the installed suite, as a distribution kernel update brings one: the cloud
+    flavour of the installed kernel (linux-image-<abi>-cloud-arm64), downloaded once (private apt config)."""
+    name = "linux-image-" + installed_release.replace("-arm64", "-cloud-arm64")
+    folder = CACHE / "debs" / f"{SUITE}-arm64"
+    found = sorted(folder.glob(f"{name}_*.deb"))
+    if found:
+        return found[-1]
+    folder.mkdir(parents=True, exist_ok=True)
+    options = apt_options(str(CACHE / "apt" / f"{SUITE}-arm64"), MIRROR, SUITE, "arm64")
+    _run(["apt-get", *options, "-q", "update"])
+    _run(["apt-get", *options, "-q", "download", name], cwd=folder)
+    return sorted(folder.glob(f"{name}_*.deb"))[-1]

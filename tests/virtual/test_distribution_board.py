@@ -10,14 +10,17 @@ the commit (a second Debian kernel package, whose postinst runs update-grub) tha
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import played, real_input, rosenblatt_ok
+from tests.conftest import BIN, REPO, played, real_input, rosenblatt_ok
 from tests.virtual import distribution_board
 from tests.virtual.conftest import VirtualBoard, start_board, stop_board
 from tests.virtual.rollout import Rollout, summary
@@ -97,11 +100,55 @@ def rollout_adopts_and_commits(rollout: Rollout, distribution: str, kernels: dic
     rollout.note("re-run", "no-op, changed=0")
 
 
+def panicking_kernel(rollout: Rollout, distribution: str) -> None:
+    """The first rollout to a fresh board, with a kernel that panics: the saved default (the distribution's entry,
+    GRUB_DEFAULT=saved with an empty saved_entry) comes back after the trial's panic=10 reset."""
+    result = rollout.flash(None, "-e", "kernel_rollout_cmdline_extra=init=/bin/false", case="panic")
+    assert result.returncode != 0, result.stdout[-3000:]
+    words = " ".join(result.stdout.split())
+    assert f"the board runs {distribution}, not {rollout.release}" in words, words[-3000:]
+    assert rollout.running() == distribution
+    state = rollout.boot_json()
+    assert state["default"] == distribution and rollout.release in state["bad"]
+    grub_cfg = rollout.board.command("cat", "/boot/grub/grub.cfg")
+    assert rollout.release not in grub_cfg and "set default=\"${saved_entry}\"" in grub_cfg
+    console = (rollout.board.run_dir / "console.log").read_text(errors="replace")
+    assert "Kernel panic - not syncing" in console
+    rollout.note("kernel that panics, first rollout", f"the trial's panic=10 reset it into {distribution} (the saved "
+                 "default); release marked bad")
+
+
+def distribution_kernel_update(rollout: Rollout, distribution: str) -> None:
+    """After our commit the distribution installs a kernel package of its own: its postinst runs update-grub,
+    which keeps our entries (42_rosenblatt runs again) and our default (saved_entry is grubenv's)."""
+    deb = distribution_board.second_kernel_package(distribution)
+    board = rollout.board
+    subprocess.run([str(BIN / "ansible"), "-i", "tests/inventory/virtual", HOST, "-m", "ansible.builtin.copy", "-a",
+                    json.dumps({"src": str(deb), "dest": f"/var/tmp/{deb.name}"})], cwd=REPO, check=True,
+                   capture_output=True, env=dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg")), timeout=600)
+    started = time.monotonic()
+    output = board.command("sh", "-c", f"DEBIAN_FRONTEND=noninteractive dpkg -i /var/tmp/{deb.name} 2>&1", timeout=1800)
+    rollout.timings["distribution kernel update"] = time.monotonic() - started
+    assert "Generating grub configuration file" in output, output[-3000:]
+    new = deb.name.split("_")[0].removeprefix("linux-image-")
+    grub_cfg = board.command("cat", "/boot/grub/grub.cfg")
+    assert f"vmlinuz-{new}" in grub_cfg and f"--id 'linux-{rollout.release}'" in grub_cfg
+    assert grubenv(board)["saved_entry"] == f"linux-{rollout.release}"
+    stop_board(HOST)
+    rosenblatt_ok("-i", "tests/inventory/virtual", "virtual", "up", HOST, timeout=900)
+    assert rollout.running() == rollout.release
+    rollout.note("distribution kernel update after the commit", f"dpkg -i {deb.name} ran update-grub: {new} added, "
+                 f"our default kept, {rollout.release} boots after a power cycle")
+
+
 def rollback_to_distribution(rollout: Rollout, distribution: str, before: dict[str, str],
-                             kernels: dict[str, str]) -> None:
+                             files: tuple[str, ...] = ADOPTED_FILES) -> None:
+    """Back to the distribution's kernel: `files` (and the ones the adoption made) as they were before it."""
+    kernels = distribution_kernels(rollout.board)
     rollout.cli("rollback", HOST, case="rollback to the distribution")
     assert rollout.running() == distribution
-    assert digests(rollout.board, *ADOPTED_FILES, *CREATED_FILES) == before
+    assert digests(rollout.board, *files, *CREATED_FILES) == {path: before[path] for path in (*files, *CREATED_FILES)}
+    assert "linux-" + rollout.release not in rollout.board.command("cat", "/boot/grub/grub.cfg")
     assert distribution_kernels(rollout.board) == kernels
     left = rollout.board.command("sh", "-c", f"ls -d /boot/{rollout.release} /lib/modules/{rollout.release} "
                                              "/var/lib/rosenblatt/state/boot.json /etc/systemd/system.conf.d/"
@@ -111,16 +158,41 @@ def rollback_to_distribution(rollout: Rollout, distribution: str, before: dict[s
                  f"runs {distribution}; {', '.join(ADOPTED_FILES)} byte-identical to before the adoption")
 
 
-def test_rollout_on_a_board_its_distribution_installed(debian_board: VirtualBoard, tmp_path: Path) -> None:
-    rollout = Rollout(debian_board, real_input("debian-kernel"), tmp_path / "reports")
+def begin(board: VirtualBoard, tmp_path: Path) -> tuple[Rollout, str, dict[str, str], dict[str, str]]:
+    """The rollout, the distribution's kernel release, the adoptable files' digests and its kernels' ones."""
+    rollout = Rollout(board, real_input("debian-kernel"), tmp_path / "reports")
     distribution = rollout.running()
     assert distribution.endswith("-arm64") and distribution != rollout.release
-    before = digests(debian_board, *ADOPTED_FILES, *CREATED_FILES)
+    before = digests(board, *ADOPTED_FILES, *CREATED_FILES)
     assert all(before[path] == "absent" for path in CREATED_FILES)
-    assert debian_board.command("sh", "-c", "ls /boot").split().count("grub") == 1
-    kernels = distribution_kernels(debian_board)
+    assert "It is automatically generated by grub-mkconfig" in board.command("head", "-5", "/boot/grub/grub.cfg")
+    return rollout, distribution, before, distribution_kernels(board)
+
+
+def test_rollout_on_a_board_its_distribution_installed(debian_board: VirtualBoard, tmp_path: Path) -> None:
+    rollout, distribution, before, kernels = begin(debian_board, tmp_path)
     adopt_check(rollout, before)
     rollout_adopts_and_commits(rollout, distribution, kernels)
-    rollback_to_distribution(rollout, distribution, before, kernels)
+    rollback_to_distribution(rollout, distribution, before)
     summary(rollout)
     assert len(rollout.cases) == 5
+
+
+@pytest.mark.slow
+def test_faults_and_a_distribution_kernel_update(tmp_path: Path) -> None:
+    """The slow tier on a fresh board: a panicking kernel first, then a good one and a distribution kernel update."""
+    distribution_board.image()
+    board = start_board(HOST)
+    try:
+        rollout, distribution, before, _kernels = begin(board, tmp_path)
+        panicking_kernel(rollout, distribution)
+        rollout.cli("-e", "kernel_rollout_retry_bad=true", "rollout", "kernel", "--artifact", str(rollout.artifact),
+                    "--limit", HOST, case="good rollout")
+        assert rollout.running() == rollout.release
+        distribution_kernel_update(rollout, distribution)
+        # grub.cfg now has the update's kernel too: it is regenerated, the files the adoption edited are as before.
+        rollback_to_distribution(rollout, distribution, before, ("/etc/default/grub", "/boot/grub/grubenv"))
+        summary(rollout)
+        assert len(rollout.cases) == 4
+    finally:
+        stop_board(HOST)

@@ -1,6 +1,7 @@
-"""Safe kernel rollout (playbooks/flash.yml, playbooks/rollback.yml) on the virtual boards. `make test`:
-edk2 + GRUB (boltzmann's chain, GRUB one-shot trial), refusals, a good rollout, the re-run, rollback.
-Slow tier, each on a freshly started board: every fault case on edk2 + GRUB and on U-Boot + extlinux
+"""Safe kernel rollout (playbooks/flash.yml, playbooks/rollback.yml) on the virtual boards our image makes.
+`make test` runs boltzmann's own case, a GRUB its distribution manages (tests/virtual/test_distribution_board.py);
+here, in the slow tier: on our image's edk2 + GRUB (GRUB one-shot trial) refusals, a good rollout, the re-run,
+rollback; then, each on a freshly started board, every fault case on edk2 + GRUB and on U-Boot + extlinux
 (kexec trial). The cases are in tests/virtual/rollout.py."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from tests.virtual.rollout import Rollout, run_faults, run_good_path
 pytestmark = pytest.mark.changes_kernel
 
 
+@pytest.mark.slow
 def test_rollout_on_uefi_grub(virtual_board: VirtualBoard, tmp_path: Path) -> None:
     rollout = run_good_path(virtual_board, tmp_path)
     assert len(rollout.cases) == 9

@@ -137,13 +137,15 @@ def probe_distribution(sysroot: SysRoot) -> dict[str, Any]:
             "family": family or "unknown"}
 
 
-def probe_initramfs_tool(sysroot: SysRoot, family: str) -> str | None:
+def probe_initramfs_tool(sysroot: SysRoot, family: str) -> str:
+    """The tool that makes this board's initramfs images, or `none`: then kernels boot without one (their root
+    drivers built in), which the rollout's trial boot tests like anything else."""
     # The distribution's own tool first: an Arch system may carry dracut too, but boots mkinitcpio images.
     preferred = {"arch": "mkinitcpio", "debian": "initramfs-tools", "redhat": "dracut", "suse": "dracut"}.get(family)
     available = [tool for program, tool in INITRAMFS_TOOLS if _which(sysroot, program)]
     if preferred in available:
         return preferred
-    return available[0] if available else None
+    return available[0] if available else "none"
 
 
 def memory_mib(sysroot: SysRoot) -> int | None:

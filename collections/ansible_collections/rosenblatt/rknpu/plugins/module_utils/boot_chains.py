@@ -76,8 +76,8 @@ TRIAL_METHODS: dict[str, dict[str, Any]] = {
     "grub-oneshot": {"set": ["grub-editenv", GRUBENV, "set", "next_entry=" + TRIAL_ENTRY_ID],
                      "clear": ["grub-editenv", GRUBENV, "unset", "next_entry"], "reboot": "firmware"},
     # The loaded kernel itself is the one-shot: `systemctl kexec` boots it, a reset forgets it.
-    "kexec": {"set": ["kexec", "--load", "{boot_dir}/{release}/Image", "--initrd={boot_dir}/{release}/initrd.img",
-                      "--append={cmdline}", "{dtb_option}"],
+    "kexec": {"set": ["kexec", "--load", "{boot_dir}/{release}/Image", "{initrd_option}", "--append={cmdline}",
+                      "{dtb_option}"],
               "clear": ["kexec", "--unload"], "reboot": "kexec"},
 }
 # Not a boot chain: a stand-in host without a boot loader (the local fleet tests), skipped by board stages.
@@ -118,7 +118,8 @@ def config_author(text: str | None) -> str | None:
 
 
 def _fill(argv: list[str], what: str, values: dict[str, str]) -> list[str]:
-    values = dict(values, dtb_option="--dtb=" + values["dtb"] if values.get("dtb") else "")
+    values = dict(values, dtb_option="--dtb=" + values["dtb"] if values.get("dtb") else "",
+                  initrd_option="--initrd=" + values["initrd"] if values.get("initrd") else "")
     try:
         filled = [word.format(**values) for word in argv]
     except KeyError as exc:
@@ -127,8 +128,8 @@ def _fill(argv: list[str], what: str, values: dict[str, str]) -> list[str]:
 
 
 def trial_argv(method: str, step: str, **values: str) -> list[str]:
-    """The argv of a trial method's `set` or `clear` with the values filled in (boot_dir, release, cmdline,
-    dtb: a path or empty, which becomes kexec's --dtb option or nothing)."""
+    """The argv of a trial method's `set` or `clear` with the values filled in (boot_dir, release, cmdline;
+    dtb and initrd: a path or empty, which become kexec's --dtb and --initrd options or nothing)."""
     if method not in TRIAL_METHODS:
         raise BootChainError("trial method %r: expected one of %s" % (method, ", ".join(TRIAL_METHODS)))
     return _fill(TRIAL_METHODS[method][step], "trial method %s, %s" % (method, step), values)

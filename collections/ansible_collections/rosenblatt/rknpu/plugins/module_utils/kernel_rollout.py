@@ -89,14 +89,16 @@ def board_cmdline(proc_cmdline: str) -> str:
 
 
 def installed_releases(boot_dir: str) -> list[str]:
-    """Releases with a complete versioned folder in /boot (Image and initrd.img)."""
+    """Releases with a complete versioned folder in /boot: Image, and initrd.img or the marker of an install
+    (a board without an initramfs tool has none)."""
     try:
         names = sorted(os.listdir(boot_dir))
     except OSError:
         return []
     return [name for name in names if not name.endswith(".partial")
             and os.path.isfile(os.path.join(boot_dir, name, "Image"))
-            and os.path.isfile(os.path.join(boot_dir, name, "initrd.img"))]
+            and (os.path.isfile(os.path.join(boot_dir, name, "initrd.img"))
+                 or os.path.isfile(os.path.join(boot_dir, name, INSTALLED_MARKER)))]
 
 
 def adopt(boot_dir: str, running: str, proc_cmdline: str, chain: str | None = None) -> dict[str, Any]:

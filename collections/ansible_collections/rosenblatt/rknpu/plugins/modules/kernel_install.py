@@ -12,7 +12,8 @@ short_description: Install a staged kernel into /lib/modules/<release> and /boot
 description:
   - Copies the modules of a staged, verified kernel artifact to C(<modules_dir>/<release>.partial), runs
     depmod, renames it into place; then fills C(<boot_dir>/<release>.partial) with Image, config, dtbs and an
-    initramfs made by the board's own tool (mkinitcpio, dracut or update-initramfs), and renames it.
+    initramfs made by the board's own tool (mkinitcpio, dracut or initramfs-tools' mkinitramfs; none where
+    the board has no tool), and renames it.
   - A folder that carries the marker of this artifact is left as it is; an incomplete or foreign one for a
     release that is not running is replaced. Loader configs are not touched (the boot_config role does that).
   - Supports check mode (says what it would do).
@@ -30,9 +31,9 @@ options:
     type: str
     required: true
   initramfs_tool:
-    description: The board's initramfs tool (board facts).
+    description: The board's initramfs tool (board facts); C(none) installs the kernel without an initramfs.
     type: str
-    choices: [initramfs-tools, dracut, mkinitcpio]
+    choices: [initramfs-tools, dracut, mkinitcpio, none]
     required: true
 extends_documentation_fragment:
   - rosenblatt.rknpu.kernel_paths
@@ -65,6 +66,7 @@ import os
 import shutil
 import subprocess
 import time
+from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -93,10 +95,36 @@ def _publish(partial: str, final: str, digest: str) -> None:
         os.close(descriptor)
 
 
+# Each tool's command that writes one initramfs image for a release to a file of ours, never the distribution's
+# own images or presets (tests/unit/test_initramfs_tools.py parses them as each tool does).
+INITRAMFS_COMMANDS = {"initramfs-tools": ["mkinitramfs", "-o", "{output}", "{release}"],
+                      "dracut": ["dracut", "--force", "--kver", "{release}", "{output}"],
+                      "mkinitcpio": ["mkinitcpio", "--kernel", "{release}", "--generate", "{output}"]}
+
+
 def initramfs_command(tool: str, release: str, output: str) -> list[str]:
-    return {"initramfs-tools": ["mkinitramfs", "-o", output, release],
-            "dracut": ["dracut", "--force", "--kver", release, output],
-            "mkinitcpio": ["mkinitcpio", "--kernel", release, "--generate", output]}[tool]
+    return [word.format(release=release, output=output) for word in INITRAMFS_COMMANDS[tool]]
+
+
+def _make_initramfs(module: AnsibleModule, tool: str, release: str, partial: str, *, boot_dir: str,
+                    result: dict[str, Any]) -> None:
+    """<partial>/initrd.img by the board's tool, from the modules installed in their final place."""
+    # mkinitramfs picks a compression the kernel can unpack from /boot/config-<release>.
+    config_link = os.path.join(boot_dir, "config-" + release)
+    made_config_link = tool == "initramfs-tools" and not os.path.lexists(config_link)
+    if made_config_link:
+        shutil.copy2(os.path.join(partial, "config"), config_link)
+    started = time.monotonic()
+    try:
+        command = initramfs_command(tool, release, os.path.join(partial, "initrd.img"))
+        made = subprocess.run(command, capture_output=True, text=True, check=False)
+    finally:
+        if made_config_link:
+            os.unlink(config_link)
+    result["initramfs_seconds"] = round(time.monotonic() - started, 1)
+    if made.returncode != 0 or not os.path.isfile(os.path.join(partial, "initrd.img")):
+        module.fail_json(msg="%s failed (exit %d): %s" % (command[0], made.returncode,
+                                                          (made.stderr or made.stdout).strip()[-2000:]), **result)
 
 
 def main() -> None:
@@ -105,7 +133,7 @@ def main() -> None:
             "staging": {"type": "path", "required": True},
             "release": {"type": "str", "required": True},
             "artifact_sha256": {"type": "str", "required": True},
-            "initramfs_tool": {"type": "str", "required": True, "choices": ["initramfs-tools", "dracut", "mkinitcpio"]},
+            "initramfs_tool": {"type": "str", "required": True, "choices": [*INITRAMFS_COMMANDS, "none"]},
             **PATHS_SPEC,
         },
         supports_check_mode=True,
@@ -142,22 +170,8 @@ def main() -> None:
             shutil.copy2(source, os.path.join(partial, name))
     if os.path.isdir(os.path.join(params["staging"], "dtbs")):
         shutil.copytree(os.path.join(params["staging"], "dtbs"), os.path.join(partial, "dtbs"), symlinks=True)
-    # mkinitramfs picks a compression the kernel can unpack from /boot/config-<release>.
-    config_link = os.path.join(params["boot_dir"], "config-" + release)
-    made_config_link = params["initramfs_tool"] == "initramfs-tools" and not os.path.lexists(config_link)
-    if made_config_link:
-        shutil.copy2(os.path.join(partial, "config"), config_link)
-    started = time.monotonic()
-    try:
-        command = initramfs_command(params["initramfs_tool"], release, os.path.join(partial, "initrd.img"))
-        made = subprocess.run(command, capture_output=True, text=True, check=False)
-    finally:
-        if made_config_link:
-            os.unlink(config_link)
-    result["initramfs_seconds"] = round(time.monotonic() - started, 1)
-    if made.returncode != 0 or not os.path.isfile(os.path.join(partial, "initrd.img")):
-        module.fail_json(msg="%s failed (exit %d): %s" % (command[0], made.returncode,
-                                                          (made.stderr or made.stdout).strip()[-2000:]), **result)
+    if params["initramfs_tool"] != "none":
+        _make_initramfs(module, params["initramfs_tool"], release, partial, boot_dir=params["boot_dir"], result=result)
     _publish(partial, boot_final, digest)
     module.exit_json(**result)
 
