@@ -229,6 +229,22 @@ def test_overlay_that_does_not_apply_is_named(artifacts: Path, tmp_path: Path) -
     assert "overlay missing-label.dtso does not apply to rk3588-rock-5-itx.dtb" in result.stdout
 
 
+def test_every_board_model_gets_its_own_dtb_overlaid_and_verified(artifacts: Path) -> None:
+    """Two models in the fleet, two DTBs from the board catalogue: each with the overlay applied and its NPU
+    nodes verified, in one artifact."""
+    result, _ = run_kernel_stage(stage_vars(artifacts, kernel_build_targets=["dtbs_prepare"],
+                                            kernel_build_single_modules=[],
+                                            kernel_build_board_models=["radxa-rock-5-itx-plus", "radxa-rock-5b"]))
+    assert result.returncode == 0, result.stdout[-3000:]
+    artifact = artifact_of(result.stdout)
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    assert manifest["base_dtbs"] == ["rockchip/rk3588-rock-5-itx.dtb", "rockchip/rk3588-rock-5b.dtb"]
+    for dtb in manifest["base_dtbs"]:
+        assert manifest["npu"][dtb]["model"].startswith("Radxa ROCK 5")
+        assert [core["status"] for core in manifest["npu"][dtb]["cores"]] == ["okay"] * 3
+        assert fdtget(artifact / "dtbs" / dtb, "/npu@fdac0000", "status") == "okay"
+
+
 @pytest.mark.parametrize(("base_dtb", "overlays", "problem"), [
     ("rockchip/rk3588-rock-5-itx.dtb", ["npu-enable.dtso", "disable-core-1"],
      '/npu@fdac0000: status is \'disabled\', not "okay"'),

@@ -53,6 +53,13 @@ def test_unknown_board_model() -> None:
     assert problems[0].startswith("b1: board_model is 'rock-5-itx++' (expected one of radxa-rock-5-itx-plus,")
 
 
+def test_a_boot_chain_without_a_descriptor_is_refused_naming_the_supported_ones() -> None:
+    assert validate_fleet({"b1": board(board_boot_chain="uefi-systemd-boot")}) == [
+        "b1: board_boot_chain is 'uefi-systemd-boot' (expected one of uefi-grub, uefi-grub-distribution, "
+        "uboot-extlinux, none)"]
+    assert validate_fleet({"b1": board(board_boot_chain="uefi-grub-distribution")}) == []
+
+
 def test_soc_must_match_the_model() -> None:
     assert validate_fleet({"b1": board(board_soc="rk3568")}) == [
         "b1: board_soc is 'rk3568' but board_model radxa-rock-5-itx-plus has SoC 'rk3588'"]

@@ -144,7 +144,9 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--port", type=int, help="SSH port (default 22)")
     add.add_argument("--boot-media", default="nvme", help="emmc, nvme, sd, ... (default nvme)")
     add.add_argument("--boot-chain", default="uefi-grub",
-                     help="uefi-grub (edk2-rk3588 + GRUB) or uboot-extlinux, ... (default uefi-grub)")
+                     help="how it boots (docs/rollout.md, Boot chains): uefi-grub-distribution for a board its "
+                          "distribution installed, uefi-grub or uboot-extlinux for our image (default uefi-grub; the "
+                          "inventory check refuses a chain without a descriptor)")
     add.add_argument("--distribution", default="debian", help="distribution id (default debian: our image)")
     add.add_argument("--shared", action="store_true", help="the board serves other work: changes need --confirm")
     add.add_argument("--group", default="rk3588", help="inventory group (default rk3588)")
