@@ -90,7 +90,7 @@ def test_rolling_rollout_stops_at_the_canary_and_after_a_failed_batch(fleet: Net
     inventory = fleet.inventory(tmp_path / "inventory", extra={"board_boot_chain": "uefi-grub"})
     canary = _rollout(inventory, tmp_path, "--canary", "board03", "--batch", "4")
     assert canary["attempted"] == ["board03"]  # the canary failed: no other board was touched
-    assert "cannot trial-boot safely here: boot chain unknown" in " ".join(canary["runs"][0]["failures"])
+    assert "the board boots a chain the rollout does not support" in " ".join(canary["runs"][0]["failures"])
 
     first_batch = _rollout(inventory, tmp_path, "--batch", "2", "--max-fail", "0")
     assert first_batch["attempted"] == ["board01", "board02"]  # the first batch failed: the rest never started
