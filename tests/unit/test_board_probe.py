@@ -140,3 +140,17 @@ def test_who_wrote_grub_cfg_decides_the_chain(tree: Tree, text: str, chain: str)
     tree.file("/sys/firmware/efi/fw_platform_size", "64\n")
     tree.file("/boot/grub/grub.cfg", text)
     assert probe(str(tree.root))["boot_chain"] == chain
+
+
+@pytest.mark.parametrize(("mounts", "writable"), [
+    ("/dev/nvme0n1p2 / ext4 rw 0 0\n/dev/nvme0n1p1 /boot/efi vfat rw 0 0\n", True),
+    # BredOS's default layout puts / (and /boot with it) on btrfs: GRUB cannot save_env there.
+    ("/dev/nvme0n1p2 / btrfs rw,subvol=/@ 0 0\n/dev/nvme0n1p1 /boot/efi vfat rw 0 0\n", False),
+    ("/dev/nvme0n1p2 / btrfs rw 0 0\n/dev/nvme0n1p3 /boot ext4 rw 0 0\n", True),  # the deepest mount wins
+    ("/dev/mapper/vg-root / ext4 rw 0 0\n", False),  # LVM
+])
+def test_whether_grub_can_clear_a_one_shot_entry(tree: Tree, mounts: str, writable: bool) -> None:
+    tree.file("/sys/firmware/efi/fw_platform_size", "64\n")
+    tree.file("/boot/grub/grub.cfg", GRUB_MKCONFIG_HEADER)
+    tree.file("/proc/self/mounts", mounts)
+    assert probe(str(tree.root))["grubenv_filesystem"]["grub_can_write"] is writable

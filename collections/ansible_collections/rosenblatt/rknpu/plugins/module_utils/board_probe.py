@@ -105,6 +105,35 @@ def probe_grub_generator(sysroot: SysRoot, loader: dict[str, Any]) -> dict[str, 
             "reads_defaults_dropins": "/default/grub.d/" in (sysroot.read_text(program) or "")}
 
 
+# What GRUB's save_env can write into (it rewrites grubenv's blocks in place, unless the file system checksums,
+# compresses or moves them): grub-editenv(1) and GRUB's manual name btrfs, ZFS, LVM, RAID and encryption as the
+# cases where it cannot. A one-shot entry that is never cleared would boot the trial kernel at every reset.
+GRUBENV_WRITABLE = ("ext2", "ext3", "ext4", "vfat")
+
+
+def grubenv_filesystem(sysroot: SysRoot, loader: dict[str, Any]) -> dict[str, Any] | None:
+    """The mount holding GRUB's grubenv (next to its grub.cfg): device, file system type, and whether GRUB
+    itself can write it at boot (what a one-shot entry needs)."""
+    if loader["name"] != "grub" or not loader["config"]:
+        return None
+    folder = loader["config"].rsplit("/", 1)[0]
+    best: tuple[str, str, str] | None = None
+    for line in (sysroot.read_text("/proc/self/mounts") or "").splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        device, mountpoint, fstype = fields[0], fields[1].replace("\\040", " "), fields[2]
+        inside = folder == mountpoint or folder.startswith(mountpoint.rstrip("/") + "/")
+        if inside and (best is None or len(mountpoint) >= len(best[1])):
+            best = (device, mountpoint, fstype)
+    if best is None:
+        return None
+    device, mountpoint, fstype = best
+    layered = device.startswith(("/dev/mapper/", "/dev/md", "/dev/dm-"))
+    return {"device": device, "mountpoint": mountpoint, "type": fstype,
+            "grub_can_write": fstype in GRUBENV_WRITABLE and not layered}
+
+
 def device_tree_source(sysroot: SysRoot, firmware: dict[str, Any], loader: dict[str, Any]) -> str:
     """Where the live device tree came from, as far as the loader config tells."""
     if not sysroot.isdir(DT_BASE):
@@ -196,6 +225,7 @@ def probe(root: str = "/") -> dict[str, Any]:
         "boot_adoption_needed": chain in BOOT_CHAINS and "generator_script" in BOOT_CHAINS[chain]
         and not sysroot.exists(BOOT_CHAINS[chain]["generator_script"]),
         "grub_generator": probe_grub_generator(sysroot, loader),
+        "grubenv_filesystem": grubenv_filesystem(sysroot, loader),
         "device_tree_source": device_tree_source(sysroot, firmware, loader),
         "distribution": distribution,
         "initramfs_tool": probe_initramfs_tool(sysroot, distribution["family"]),
