@@ -58,6 +58,15 @@ def distribution_kernels(board: VirtualBoard) -> dict[str, str]:
     return digests(board, *board.command("sh", "-c", "ls /boot/vmlinuz-* /boot/initrd.img-*").split())
 
 
+def grub_default_kernel(board: VirtualBoard) -> str:
+    """The kernel GRUB boots by default by the distribution's own config: Debian's GRUB_DEFAULT=0, the first
+    entry grub-mkconfig wrote (the newest kernel by its version sort)."""
+    assert "GRUB_DEFAULT=0" in board.command("grep", "^GRUB_DEFAULT=", "/etc/default/grub")
+    first = re.search(r"^\s*linux\s+\S*/vmlinuz-(\S+)", board.command("cat", "/boot/grub/grub.cfg"), re.MULTILINE)
+    assert first, "no linux line in grub.cfg"
+    return first.group(1)
+
+
 def grubenv(board: VirtualBoard) -> dict[str, str]:
     lines = board.command("grub-editenv", "/boot/grub/grubenv", "list").splitlines()
     return dict(line.split("=", 1) for line in lines if "=" in line)
@@ -159,10 +168,13 @@ def distribution_kernel_update(rollout: Rollout, distribution: str) -> None:
 
 def rollback_to_distribution(rollout: Rollout, distribution: str, before: dict[str, str],
                              files: tuple[str, ...] = ADOPTED_FILES) -> None:
-    """Back to the distribution's kernel: `files` (and the ones the adoption made) as they were before it."""
+    """Back to the distribution's default kernel (GRUB's choice, by the distribution's config): `files` (and
+    the ones the adoption made) as they were before it."""
     kernels = distribution_kernels(rollout.board)
     rollout.cli("rollback", HOST, case="rollback to the distribution")
-    assert rollout.running() == distribution
+    running = rollout.running()
+    assert running == grub_default_kernel(rollout.board)
+    assert f"/boot/vmlinuz-{running}" in kernels, (running, sorted(kernels))
     assert digests(rollout.board, *files, *CREATED_FILES) == {path: before[path] for path in (*files, *CREATED_FILES)}
     assert "linux-" + rollout.release not in rollout.board.command("cat", "/boot/grub/grub.cfg")
     assert distribution_kernels(rollout.board) == kernels
@@ -171,7 +183,8 @@ def rollback_to_distribution(rollout: Rollout, distribution: str, before: dict[s
                                              "50-rosenblatt-rollout-watchdog.conf 2>/dev/null; true")
     assert left.strip() == "", left
     rollout.note("rosenblatt rollback to the distribution's kernel",
-                 f"runs {distribution}; {', '.join(ADOPTED_FILES)} byte-identical to before the adoption")
+                 f"runs {running} (GRUB's default; {distribution} when adopted); {', '.join(files)} "
+                 "byte-identical to before the adoption")
 
 
 def begin(board: VirtualBoard, tmp_path: Path) -> tuple[Rollout, str, dict[str, str], dict[str, str]]:
