@@ -225,7 +225,7 @@ def test_faults_and_a_distribution_kernel_update(tmp_path: Path) -> None:
         # grub.cfg now has the update's kernel too: it is regenerated, the files the adoption edited are as before.
         rollback_to_distribution(rollout, distribution, before, ("/etc/default/grub", "/boot/grub/grubenv"))
         summary(rollout)
-        assert len(rollout.cases) == 6
+        assert len(rollout.cases) == 5
     finally:
         stop_board(HOST)
 
