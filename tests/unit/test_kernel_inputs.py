@@ -3,10 +3,12 @@ patch series and patch application (format-patch trailers, a cumulative patch, a
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ansible_collections.rosenblatt.rknpu.plugins.module_utils import fdt, kconfig, kernel_source
 from ansible_collections.rosenblatt.rknpu.plugins.module_utils.kernel_build import (
@@ -15,6 +17,7 @@ from ansible_collections.rosenblatt.rknpu.plugins.module_utils.kernel_build impo
     read_series,
     write_symbols_fragment,
 )
+from tests.conftest import REPO
 
 KCONFIG = """\
 mainmenu "test"
@@ -261,3 +264,13 @@ def test_tarball_and_directory_sources(tiny_kernel: Path, tmp_path: Path) -> Non
         kernel_source.prepare("dir", str(cache), path=str(tmp_path / "cache"))
     with pytest.raises(kernel_source.SourceError, match="unknown kernel source type 'svn'"):
         kernel_source.prepare("svn", str(cache))
+
+
+def test_the_role_refuses_the_npu_clock_rates_the_patch_refuses() -> None:
+    """One limit in three places that cannot share a file: the patch's Kconfig range, its C define, the role."""
+    patch = (REPO / "kernel/patches/0001-accel-rocket-Set-the-NPU-clock-rate-on-runtime-resum.patch").read_text()
+    kconfig_range = re.search(r"^\+\trange 0 (\d+)$", patch, re.MULTILINE)
+    define = re.search(r"^\+#define ROCKET_NPU_CLOCK_MAX_HZ (\d+)UL$", patch, re.MULTILINE)
+    role = yaml.safe_load((REPO / "roles/kernel_build/vars/main.yml").read_text())["kernel_build_npu_clock_max_hz"]
+    assert kconfig_range and define
+    assert int(kconfig_range.group(1)) == int(define.group(1)) == role == 800_000_000
