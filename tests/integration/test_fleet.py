@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ansible_collections.rosenblatt.rknpu.plugins.module_utils.tested_sources import LLAMA_CPP_COMMIT
 from tests.conftest import real_input, rosenblatt, run_playbook
 from tests.support.netns_fleet import NetnsFleet
 
-PINS = {"kernel": "v7.2.13", "llama_cpp": "b6000",
+PINS = {"kernel": "v7.2.13", "llama_cpp": LLAMA_CPP_COMMIT,
         "model": "6a1a2eb6d15622bf3c96857206351ba97e1af16c30d7a74ee38970e434e9407e"}
 
 

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.conftest import CACHE, real_input, run_playbook
+from ansible_collections.rosenblatt.rknpu.plugins.module_utils.tested_sources import (
+    LLAMA_CPP_COMMIT,
+    LLAMA_CPP_PYTHON_VERSION,
+)
+from tests.conftest import CACHE, REPO, real_input, run_playbook
 
 LOCAL = "tests/inventory/local"
 # make test builds the two programs the verification needs first; the slow tier builds them all.
@@ -32,7 +39,7 @@ def test_build_install_run_and_rerun_is_a_no_op(sdist: Path) -> None:
     first = run_playbook("-i", LOCAL, "playbooks/runtime.yml", "-e", FAST_TARGETS, timeout=3600)
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr
     state = runtime_state()
-    assert state["llama_cpp_tag"] == "llama-cpp-python-0.3.36"
+    assert state["llama_cpp_tag"] == LLAMA_CPP_COMMIT
     assert state["ggml_version"] == "0.25.3"
     installed = Path(state["path"])
     assert (installed.parent / "current").resolve() == installed
@@ -82,9 +89,54 @@ def test_check_mode_on_a_fresh_controller_builds_and_installs_nothing(sdist: Pat
     result = run_playbook("-i", LOCAL, "playbooks/runtime.yml", "--check", "-e", f"runtime_build_archive={sdist}",
                           env={"ROSENBLATT_CACHE": str(tmp_path)})
     assert result.returncode == 0, result.stdout[-4000:]
-    assert "would build llama.cpp llama-cpp-python-0.3.36" in result.stdout
+    assert f"would build llama.cpp {LLAMA_CPP_COMMIT}" in result.stdout
     assert f"would install {tmp_path}/runtime/artifacts/" in result.stdout
     assert not any(tmp_path.iterdir())
+
+
+def test_the_pinned_commit_is_the_one_the_tested_sdist_vendors(sdist: Path) -> None:
+    """The production pin and the tests' source are one llama.cpp: the sdist's own changelog names the commit."""
+    with tarfile.open(sdist) as archive:
+        member = archive.extractfile(f"llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}/CHANGELOG.md")
+        assert member is not None
+        changelog = member.read().decode()
+    section = changelog.split(f"## [{LLAMA_CPP_PYTHON_VERSION}]", 1)[1].split("\n## [", 1)[0]
+    vendored = re.findall(r"ggml-org/llama\.cpp@([0-9a-f]{7,40})", section)
+    assert vendored and LLAMA_CPP_COMMIT.startswith(vendored[-1]), (vendored, LLAMA_CPP_COMMIT)
+    pins = yaml.safe_load((REPO / "inventory/group_vars/all.yml").read_text())
+    assert pins["rosenblatt_llama_cpp_tag"] == LLAMA_CPP_COMMIT
+
+
+def git_repository(path: Path) -> str:
+    """A bare repository with one commit holding a ggml/CMakeLists.txt; returns the commit."""
+    subprocess.run(["git", "init", "-q", "--bare", str(path)], check=True)
+    work = path.with_name("work")
+    subprocess.run(["git", "clone", "-q", str(path), str(work)], check=True, capture_output=True)
+    (work / "ggml").mkdir()
+    (work / "ggml" / "CMakeLists.txt").write_text("project(ggml)\n")
+    git = ["git", "-C", str(work), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "add", "ggml"], check=True)
+    subprocess.run([*git, "commit", "-qm", "llama.cpp"], check=True)
+    subprocess.run([*git, "push", "-q", "origin", "HEAD"], check=True, capture_output=True)
+    return subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def test_a_commit_pin_takes_the_git_path_without_a_tag(tmp_path: Path) -> None:
+    """Production's source: git at a 40-digit commit, which no ls-remote of tags can find."""
+    repository = tmp_path / "llama.cpp.git"
+    commit = git_repository(repository)
+    source = {"runtime_build_source_type": "git", "runtime_build_git_url": f"file://{repository}"}
+    cache = {"ROSENBLATT_CACHE": str(tmp_path)}
+    result = run_playbook("-i", LOCAL, "playbooks/runtime.yml", "--check", "-e",
+                          json.dumps({**source, "runtime_build_git_tag": commit}), env=cache)
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert f"(git-{commit[:15]}) for" in " ".join(result.stdout.split()), result.stdout[-3000:]
+    missing = "0" * 39 + "1"
+    result = run_playbook("-i", LOCAL, "playbooks/runtime.yml", "--tags", "runtime-build", "-e",
+                          json.dumps({**source, "runtime_build_git_tag": missing}), env=cache)
+    assert result.returncode != 0
+    assert f"Failed to checkout {missing}" in result.stdout, result.stdout[-3000:]
+    assert not (tmp_path / "runtime" / "artifacts").exists()
 
 
 @pytest.mark.parametrize(("extra", "message"), [

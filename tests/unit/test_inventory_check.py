@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from ansible_collections.rosenblatt.rknpu.plugins.module_utils.inventory_check import Outcome, check_sources
+from ansible_collections.rosenblatt.rknpu.plugins.module_utils.tested_sources import LLAMA_CPP_COMMIT
 
 REPO = Path(__file__).resolve().parents[2]
 BOARD = yaml.safe_load((REPO / "inventory/host_vars/boltzmann.yml").read_text())
@@ -49,7 +50,8 @@ def test_a_clean_inventory_passes(tmp_path: Path) -> None:
 
 
 def test_a_pin_in_a_group_file_names_both_files(tmp_path: Path) -> None:
-    path = inventory(tmp_path, {"b1": board("192.0.2.1")}, group_vars__rk3588__pins={"rosenblatt_llama_cpp_tag": "b1"})
+    path = inventory(tmp_path, {"b1": board("192.0.2.1")},
+                     group_vars__rk3588__pins={"rosenblatt_llama_cpp_tag": LLAMA_CPP_COMMIT})
     assert check(path).problems == [
         "rosenblatt_llama_cpp_tag is a pin and is also set in group_vars/rk3588/pins (for group rk3588), which would "
         "win over group_vars/all.yml: pins live only in group_vars/all; remove it from group_vars/rk3588/pins"]
@@ -57,7 +59,7 @@ def test_a_pin_in_a_group_file_names_both_files(tmp_path: Path) -> None:
 
 def test_a_pin_in_host_vars_or_inline_is_refused(tmp_path: Path) -> None:
     path = inventory(tmp_path, {"b1": board("192.0.2.1", rosenblatt_model_sha256="a" * 64)},
-                     host_vars__b1_yml={"rosenblatt_kernel_tag": "v7.2.14"})
+                     host_vars__b1_yml={"rosenblatt_kernel_tag": "v7.2.13"})
     problems = check(path).problems
     assert [problem.split(" (for ")[0] for problem in problems] == [
         "rosenblatt_model_sha256 is a pin and is also set in the inventory file",

@@ -15,6 +15,7 @@ from ansible_collections.rosenblatt.rknpu.plugins.module_utils.inventory_schema 
     validate_fleet,
 )
 from ansible_collections.rosenblatt.rknpu.plugins.module_utils.role_inputs import load_role_inputs, shown
+from ansible_collections.rosenblatt.rknpu.plugins.module_utils.tested_sources import LLAMA_CPP_COMMIT
 
 REPO = Path(__file__).resolve().parents[2]
 PINS = yaml.safe_load((REPO / "inventory/group_vars/all.yml").read_text())
@@ -127,12 +128,21 @@ def test_patterns_match_the_whole_value() -> None:
 
 
 def test_tag_pin_needs_to_be_accepted_knowingly() -> None:
-    problems = validate_fleet({"b1": board(rosenblatt_tag_pins=["rosenblatt_kernel_tag"])})
-    assert problems == ["b1: rosenblatt_llama_cpp_tag is the tag 'b6000', not a commit: a tag can be moved; pin the "
-                        "40-digit commit, or list rosenblatt_llama_cpp_tag in rosenblatt_tag_pins (group_vars/all) "
+    problems = validate_fleet({"b1": board(rosenblatt_tag_pins=[])})
+    assert problems == ["b1: rosenblatt_kernel_tag is the tag 'v7.2.13', not a commit: a tag can be moved; pin the "
+                        "40-digit commit, or list rosenblatt_kernel_tag in rosenblatt_tag_pins (group_vars/all) "
                         "to accept the tag knowingly"]
-    assert validate_fleet({"b1": board(rosenblatt_tag_pins=["rosenblatt_kernel_tag"],
-                                       rosenblatt_llama_cpp_tag="0" * 40)}) == []
+
+
+def test_a_pin_no_test_builds_is_refused() -> None:
+    untested = "1" * 40
+    problems = validate_fleet({"b1": board(rosenblatt_llama_cpp_tag=untested)})
+    assert problems == ["b1: rosenblatt_llama_cpp_tag is %r, which no test builds: the tests build %s (llama.cpp "
+                        "b11312, the vendor/llama.cpp of the llama-cpp-python 0.3.36 sdist, which the runtime tests "
+                        "build); pin that, or move the test input to the new version first "
+                        "(module_utils/tested_sources.py)" % (untested, LLAMA_CPP_COMMIT)]
+    assert validate_fleet({"b1": board(rosenblatt_kernel_tag="v7.2.14")})[0].startswith(
+        "b1: rosenblatt_kernel_tag is 'v7.2.14', which no test builds: the tests build v7.2.13 (Linux 7.2.13 from")
 
 
 def test_git_sources_need_an_authenticated_transport() -> None:
@@ -149,7 +159,7 @@ def test_role_inputs_are_checked_in_the_users_words() -> None:
                                            kernel_rollout_checks=[{"name": "x"}])}, INPUTS)
     assert sorted(problems) == [
         "b1: inference_verify_cpus is '4-' (expected a CPU list or empty)",
-        "b1: inference_verify_npu_backend is 'gpu' (expected one of rocket, model)",
+        "b1: inference_verify_npu_backend is 'gpu' (expected one of rocket, rocket-emulated, model)",
         "b1: kernel_build_fragments[0] is '../../etc/shadow' (expected a file name or an absolute path)",
         "b1: kernel_rollout_checks[0].command is missing (expected one line of text)",
         "b1: kernel_rollout_keep is -3 (expected a whole number, 1 to 100)",

@@ -40,6 +40,7 @@ from ansible_collections.rosenblatt.rknpu.plugins.module_utils.role_inputs impor
     shown,
     type_name,
 )
+from ansible_collections.rosenblatt.rknpu.plugins.module_utils.tested_sources import untested_pin_problems
 
 # Board models the pipeline knows how to build for (the board catalogue), with their SoC.
 BOARD_MODELS: dict[str, str] = {model: entry["soc"] for model, entry in BOARDS.items()}
@@ -260,6 +261,7 @@ def validate_host(host: str, variables: Mapping[str, Any], inputs: Mapping[str, 
             problems.append("%s: %s is the tag %r, not a commit: a tag can be moved; pin the 40-digit commit, or list "
                             "%s in rosenblatt_tag_pins (group_vars/all) to accept the tag knowingly"
                             % (host, name, value, name))
+    problems.extend(untested_pin_problems(host, dict(variables)))
     inputs = inputs or {}
     context = {"verdicts": tuple(VERDICTS), **(context or {})}
     for name, spec in inputs.items():
