@@ -50,6 +50,14 @@ def run(runtime: Path, program: str, *args: str, npu: dict[str, str] | None = No
                           timeout=timeout, env=environment, check=False)
 
 
+def emulated_rocket(runtime: Path, emulator: tuple[str, ...] = ()) -> dict[str, str]:
+    """libnpu's rocket path against the emulated device: the runtime's librocket-emu.so preloaded (into the
+    program, not into qemu-aarch64 itself, when run under it)."""
+    preload = str(runtime / "lib/librocket-emu.so")
+    preloaded = {"QEMU_SET_ENV": f"LD_PRELOAD={preload}"} if emulator else {"LD_PRELOAD": preload}
+    return {"NPU_BACKEND": "rocket", **preloaded}
+
+
 def npu_stats(stderr: str) -> dict[str, float]:
     match = re.search(r"rknpu: MUL_MAT on the NPU: (\d+) ops, ([\d.]+) GMAC.*?on the CPU \(batch < \d+\): (\d+) ops, "
                       r"([\d.]+) GMAC.*?(\d+) weights converted", stderr)
@@ -58,20 +66,29 @@ def npu_stats(stderr: str) -> dict[str, float]:
                     strict=True))
 
 
-@pytest.mark.parametrize("settings", [
-    {},  # the default: FP16
-    {"GGML_RKNPU_PRECISION": "int8"},  # INT8 in K groups of 256
-    {"GGML_RKNPU_PRECISION": "int8", "GGML_RKNPU_INT8_GROUP": "0"},  # one scale per row and channel
-], ids=["fp16", "int8-groups", "int8-rows"])
-def test_backend_ops_mul_mat_passes_on_the_npu_path(runtime: Path, settings: dict[str, str]) -> None:
+MODEL_DEVICE = "RK3588 NPU via model in-process (libnpu software NPU model)"
+EMULATED_DEVICE = "RK3588 NPU via rocket /dev/accel/accel0 (rocket DRM, emulated in userspace (software NPU model))"
+
+
+@pytest.mark.parametrize(("settings", "device"), [
+    ({}, "model"),  # the default: FP16
+    ({"GGML_RKNPU_PRECISION": "int8"}, "model"),  # INT8 in K groups of 256
+    ({"GGML_RKNPU_PRECISION": "int8", "GGML_RKNPU_INT8_GROUP": "0"}, "model"),  # one scale per row and channel
+    ({}, "rocket-emulated"),  # boltzmann's code path: libnpu's rocket backend, the UAPI, one fd per lane
+    ({"GGML_RKNPU_PRECISION": "int8"}, "rocket-emulated"),
+], ids=["fp16", "int8-groups", "int8-rows", "fp16-rocket-emulated", "int8-groups-rocket-emulated"])
+def test_backend_ops_mul_mat_passes_on_the_npu_path(runtime: Path, settings: dict[str, str], device: str) -> None:
     """llama.cpp's own test-backend-ops, RKNPU against the CPU backend, every MUL_MAT the backend claims; every
     batch size forced onto the NPU (GGML_RKNPU_MIN_BATCH=0)."""
+    through = emulated_rocket(runtime) if device == "rocket-emulated" else {}
     check_backend_ops(run(runtime, "test-backend-ops", "-b", "RKNPU", "-o", "MUL_MAT",
-                          npu={"GGML_RKNPU_MIN_BATCH": "0", **settings}))
+                          npu={"GGML_RKNPU_MIN_BATCH": "0", **settings, **through}),
+                      EMULATED_DEVICE if through else MODEL_DEVICE)
 
 
-def check_backend_ops(result: subprocess.CompletedProcess) -> None:
+def check_backend_ops(result: subprocess.CompletedProcess, device: str = MODEL_DEVICE) -> None:
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert f"Device description: {device}" in result.stdout, result.stdout[:3000]
     passed = re.search(r"(\d+)/(\d+) tests passed", result.stdout)
     assert passed and passed.group(1) == passed.group(2), result.stdout[-3000:]
     tested = {match.group(1) for line in result.stdout.splitlines() if "OK" in line
@@ -184,12 +201,17 @@ def test_greedy_output_agrees_with_cpu_only(runtime: Path, model: Path) -> None:
 @pytest.mark.slow
 def test_aarch64_build_for_the_board_under_qemu(model: Path) -> None:
     """What the boards get: the cross build for the A76 (the stand-in's runtime stage, every default program),
-    run under qemu-aarch64: test-backend-ops in both precisions and perplexity with the backend against CPU-only."""
+    run under qemu-aarch64: test-backend-ops in both precisions (and through the emulated rocket device) and
+    perplexity with the backend against CPU-only."""
     runtime = build_runtime({})
     qemu = ("qemu-aarch64", "-L", "/usr/aarch64-linux-gnu", "-cpu", "max")
     for precision in ("int8", "fp16"):
         check_backend_ops(run(runtime, "test-backend-ops", "-b", "RKNPU", "-o", "MUL_MAT", emulator=qemu,
                               npu={"GGML_RKNPU_MIN_BATCH": "0", "GGML_RKNPU_PRECISION": precision}, timeout=5400))
+    # the rocket path, as on the board, against the emulated device
+    check_backend_ops(run(runtime, "test-backend-ops", "-b", "RKNPU", "-o", "MUL_MAT", emulator=qemu,
+                          npu={"GGML_RKNPU_MIN_BATCH": "0", **emulated_rocket(runtime, qemu)}, timeout=5400),
+                      EMULATED_DEVICE)
     args = ("-m", str(model), "-f", str(PERPLEXITY_TEXT), "-c", "64", "-t", "2")
     cpu = run(runtime, "llama-perplexity", *args, emulator=qemu, timeout=5400)
     npu = run(runtime, "llama-perplexity", *args, emulator=qemu, npu={}, timeout=5400)

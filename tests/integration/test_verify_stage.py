@@ -1,6 +1,7 @@
 """The verification stage (playbooks/verify.yml) on the stand-in host: the runtime stage's native x86 build and
 the real Q4_K_M model installed by their own stages into a scratch "board", then greedy completions,
-perplexity and llama-bench, CPU-only against RKNPU on the software NPU model, and the report. The same stage
+perplexity and llama-bench, CPU-only against RKNPU through libnpu's rocket path on the emulated device
+(librocket-emu, each job on the software NPU model), and the report. The same stage
 on the virtual board, under TCG, is the slow tier (tests/virtual/test_verify_stage.py)."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from tests.conftest import NATIVE_RUNTIME, build_runtime, played, real_input, ro
 
 LOCAL = "tests/inventory/local"
 # Short runs: the software model computes each NPU job on the controller's CPU.
-SMALL = {"inference_verify_npu_backend": "model", "inference_verify_tokens": 16,
+SMALL = {"inference_verify_npu_backend": "rocket-emulated", "inference_verify_tokens": 16,
          "inference_verify_perplexity_chunks": 1, "inference_verify_bench_prompt": 32,
          "inference_verify_bench_generate": 4, "inference_verify_bench_repetitions": 1}
 
@@ -59,7 +60,10 @@ def test_verification_passes_reports_and_flags_a_regression(board: dict[str, str
     assert "verification passed; report " + str(reports_dir) in " ".join(played(outcome).split())
     report = latest(reports_dir)
     assert report["ok"] and not report["regressions"]
-    assert report["device"]["description"].startswith("SOFTWARE NPU MODEL (NPU_BACKEND=model")
+    description = report["device"]["description"]
+    assert description.startswith("EMULATED ROCKET DEVICE (librocket-emu on the software NPU model"), description
+    # the device line is the backend's own, from the driver's DRM_IOCTL_VERSION description
+    assert "RK3588 NPU via rocket /dev/accel/accel0 (rocket DRM, emulated in userspace" in description
     checks = {check["name"]: check for check in report["checks"]}
     assert {"RKNPU offload (perplexity)", "RKNPU offload (bench)", "greedy agreement RKNPU vs CPU",
             "perplexity RKNPU vs CPU", "llama-bench RKNPU"} <= set(checks)
@@ -71,7 +75,7 @@ def test_verification_passes_reports_and_flags_a_regression(board: dict[str, str
     assert report["perplexity"]["relative_difference"] <= 0.06
     markdown = (reports_dir / "verify/controller/latest.md").read_text()
     assert "**Result: passed**" in markdown and "## Greedy completions" in markdown
-    assert "SOFTWARE NPU MODEL" in markdown.split("## Checks")[0]
+    assert "EMULATED ROCKET DEVICE" in markdown.split("## Checks")[0]
     assert (reports_dir / "verify/controller/latest.svg").read_text().startswith("<svg")
     assert recorded(board) == {"component": "verify", "generated": report["run"], "result": "passed",
                                "report": str(reports_dir / f"verify/controller/{report['run']}.md"),
@@ -112,10 +116,23 @@ def test_backend_that_cannot_load_fails_the_offload_checks_and_says_why(board: d
     assert recorded(board)["result"] == "failed"
 
 
-def test_check_mode_says_what_it_would_load_and_runs_nothing(board: dict[str, str], reports_dir: Path) -> None:
-    result = verify(board, reports_dir, "--check")
+def test_the_software_model_in_libnpu_passes_and_says_so(board: dict[str, str], reports_dir: Path) -> None:
+    result = verify(board, reports_dir, inference_verify_npu_backend="model")
     assert result.returncode == 0, result.stdout[-3000:]
-    assert "would run 8 commands, CPU-only and with RKNPU (the SOFTWARE NPU MODEL)" in " ".join(result.stdout.split())
+    description = latest(reports_dir)["device"]["description"]
+    assert description.startswith("SOFTWARE NPU MODEL (NPU_BACKEND=model"), description
+    assert "RK3588 NPU via model in-process (libnpu software NPU model)" in description
+
+
+@pytest.mark.parametrize(("backend", "plan"), [
+    ("rocket-emulated", "rocket through an EMULATED /dev/accel/accel0 (librocket-emu on the software NPU model)"),
+    ("model", "the SOFTWARE NPU MODEL"),
+])
+def test_check_mode_says_what_it_would_load_and_runs_nothing(board: dict[str, str], reports_dir: Path, backend: str,
+                                                             plan: str) -> None:
+    result = verify(board, reports_dir, "--check", inference_verify_npu_backend=backend)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert f"would run 8 commands, CPU-only and with RKNPU ({plan})" in " ".join(result.stdout.split())
     assert "gemma-3-270m-q4_k_m.gguf (241.4 MiB)" in " ".join(result.stdout.split())
     assert not (reports_dir / "verify").exists()
     # The stage summary after the recap (callback rosenblatt.rknpu.stage_summary): one line per playbook file.

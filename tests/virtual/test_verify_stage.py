@@ -35,10 +35,18 @@ def test_verification_on_the_virtual_board(virtual_board: VirtualBoard, tmp_path
     report = json.loads((reports / "verify" / virtual_board.host / "latest.json").read_text())
     print((reports / "verify" / virtual_board.host / "latest.md").read_text())
     assert report["ok"], report["checks"]
-    assert report["device"]["description"].startswith("SOFTWARE NPU MODEL (NPU_BACKEND=model")
+    # libnpu's rocket path, as on boltzmann, against the emulated device; the report's device line says so
+    assert report["device"]["description"].startswith("EMULATED ROCKET DEVICE (librocket-emu")
+    assert "via rocket /dev/accel/accel0 (rocket DRM, emulated in userspace" in report["device"]["description"]
     assert report["board"]["model"] and report["board"]["kernel"] and report["board"]["threads"] >= 1
     assert report["board"]["kernel"] == virtual_board.command("uname", "-r").strip()
     assert all(counters["npu_ops"] > 0 for counters in report["device"]["counters"])
     assert {row["config"] for row in report["bench"]} == {"CPU", "RKNPU"}
     assert "memory capped at 1536 MiB" in text  # systemd on the board: every command in a scope
     assert str(CACHE) not in report["runtime"]["path"]  # the board's own install, not the controller's
+    # npu-probe on the board through the same rocket path, each core's self-test GEMM on the emulated device
+    runtime = report["runtime"]["path"]
+    probe = json.loads(virtual_board.command("env", f"LD_PRELOAD={runtime}/lib/librocket-emu.so", "NPU_BACKEND=rocket",
+                                             f"{runtime}/bin/npu-probe", "--json", timeout=900))
+    assert probe["ok"] and probe["backend"] == "rocket" and len(probe["cores"]) == 3, probe
+    assert probe["driver"]["desc"].startswith("rocket DRM, emulated in userspace"), probe["driver"]

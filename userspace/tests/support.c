@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 static uint64_t state = 1;
@@ -52,12 +53,26 @@ void test_fill_f16(uint16_t *data, size_t count)
 		data[i] = npu_fp16_from_f32((float)((int)test_random_below(2049) - 1024) / 512.0f);
 }
 
-struct npu_dev *test_open_model(unsigned lanes)
+static struct npu_dev *open_backend(enum npu_backend backend, unsigned lanes)
 {
-	struct npu_open_options options = {.backend = NPU_BACKEND_MODEL, .lanes = lanes};
+	struct npu_open_options options = {.backend = backend, .lanes = lanes};
 	struct npu_dev *dev = NULL;
 	CHECK_OK(npu_open(&dev, &options));
 	return dev;
+}
+
+struct npu_dev *test_open_model(unsigned lanes)
+{
+	return open_backend(NPU_BACKEND_MODEL, lanes);
+}
+
+struct npu_dev *test_open(unsigned lanes)
+{
+	const char *name = getenv("NPU_TEST_BACKEND");
+	if (!name || !*name || strcmp(name, "model") == 0)
+		return test_open_model(lanes);
+	CHECK(strcmp(name, "rocket") == 0, "NPU_TEST_BACKEND=%s: expected 'model' or 'rocket'", name);
+	return open_backend(NPU_BACKEND_ROCKET, lanes);
 }
 
 void reference_gemm_i8(int32_t *c, const int8_t *a, const int8_t *b_nk, unsigned m, unsigned n, unsigned k)

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "npu/npu.h"
 
@@ -26,6 +27,15 @@
 		CHECK(status_ == NPU_OK, "%s returned %s: %s", #call, npu_status_name(status_), npu_error()); \
 	} while (0)
 
+/* The call fails with this status and a message naming `text` (strstr). */
+#define CHECK_FAILS(call, expected_status, text)                                                      \
+	do {                                                                                          \
+		int status_ = (call);                                                                 \
+		CHECK(status_ == (expected_status), "%s returned %s, expected %s", #call,             \
+		      npu_status_name(status_), npu_status_name(expected_status));                    \
+		CHECK(strstr(npu_error(), text), "message '%s' does not name '%s'", npu_error(), text); \
+	} while (0)
+
 /* Seed from NPU_TEST_SEED or the clock; printed so a failure can be reproduced. */
 uint64_t test_seed(const char *test_name);
 uint64_t test_random(void);
@@ -35,6 +45,8 @@ void test_fill_i8(int8_t *data, size_t count);
 void test_fill_f16(uint16_t *data, size_t count);
 
 struct npu_dev *test_open_model(unsigned lanes);
+/* The backend NPU_TEST_BACKEND names: "model" (the default) or "rocket" (a real or emulated device). */
+struct npu_dev *test_open(unsigned lanes);
 
 void reference_gemm_i8(int32_t *c, const int8_t *a, const int8_t *b_nk, unsigned m, unsigned n, unsigned k);
 /* Exact (double) result and the fp32-accumulation error bound (k + 2) * 2^-24 * sum |a b|. */

@@ -52,7 +52,7 @@ int main(void)
 	CHECK(npu_submit(dev, 0, &task, 1, in, 1, NULL, 0) == NPU_ERR_INVALID, "regcmd_count 0 accepted");
 	task.regcmd_count = 2;
 	status = npu_submit(dev, 0, &task, 1, foreign, 1, NULL, 0);
-	CHECK(status == NPU_ERR_INVALID && strstr(npu_error(), "another lane"), "BO of another fd accepted");
+	CHECK(status == NPU_ERR_INVALID && strstr(npu_error(), "belongs to lane 1, not lane 0"), "BO of another fd accepted");
 	npu_bo_destroy(dev, &lane0);
 	npu_bo_destroy(dev, &lane1);
 

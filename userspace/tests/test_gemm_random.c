@@ -147,7 +147,7 @@ int main(void)
 {
 	test_seed("gemm_random");
 	double budget = test_budget();
-	struct npu_dev *devs[3] = {test_open_model(1), test_open_model(2), test_open_model(3)};
+	struct npu_dev *devs[3] = {test_open(1), test_open(2), test_open(3)};
 	static const struct shape fixed[] = {
 		{NPU_INT8, 1, 1, 1, 0},        {NPU_FP16, 1, 1, 1, 0},
 		{NPU_INT8, 64, 64, 256, 0},    {NPU_INT8, 5, 33, 40, 0},      /* padding in every dimension */
@@ -158,6 +158,7 @@ int main(void)
 		{NPU_INT8, 2, 70, 9000, 0},    {NPU_FP16, 130, 130, 130, 0},
 		{NPU_INT8, 5, 40, 640, 128}, {NPU_INT8, 3, 33, 1000, 256}, /* K groups, a short last one */
 		{NPU_INT8, 2, 20, 100, 4096}, {NPU_INT8, 7, 64, 4100, 32},
+		{NPU_INT8, 1021, 32, 96, 32}, {NPU_FP16, 389, 16, 64, 0},  /* row caps, 128-byte CBUF entries */
 	};
 	unsigned cases = 0;
 	double macs = 0;
@@ -182,8 +183,11 @@ int main(void)
 		run_case(devs, &s, cases++);
 		macs += cost;
 	}
+	struct npu_dev_info info;
+	CHECK_OK(npu_get_info(devs[2], &info));
+	printf("gemm_random: ok, %u GEMMs, %.3g multiply-accumulates, backend %s (%s)\n", cases, macs, info.backend,
+	       info.driver_desc);
 	for (int i = 0; i < 3; i++)
 		npu_close(devs[i]);
-	printf("gemm_random: ok, %u GEMMs, %.3g multiply-accumulates\n", cases, macs);
 	return 0;
 }

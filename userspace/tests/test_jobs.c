@@ -4,15 +4,8 @@
 #include <string.h>
 
 #include "npu/jobs.h"
+#include "npu_interpreter.h"
 #include "support.h"
-
-#define CHECK_FAILS(call, expected_status, text)                                                      \
-	do {                                                                                          \
-		int status_ = (call);                                                                 \
-		CHECK(status_ == (expected_status), "%s returned %s, expected %s", #call,             \
-		      npu_status_name(status_), npu_status_name(expected_status));                    \
-		CHECK(strstr(npu_error(), text), "message '%s' does not name '%s'", npu_error(), text); \
-	} while (0)
 
 static void check_plan_invariants(void)
 {
@@ -56,15 +49,65 @@ static void check_plan_invariants(void)
 		covered = 0;
 		for (unsigned i = 0; i < r.m_tiles; i++) {
 			unsigned m0, mt = npu_plan_m_tile(&r, i, &m0);
-			CHECK(m0 == covered && mt > 0 && mt % 4 == 0 && mt <= NPU_TASK_MAX_ROWS, "m tile %u", i);
+			CHECK(m0 == covered && mt > 0 && mt % 4 == 0 && mt <= npu_task_max_rows(precision), "m tile %u", i);
 			covered += mt;
 		}
 		CHECK(covered == r.mp, "m tiles cover %u of %u", covered, r.mp);
 		/* the largest task of the plan must pass the emitter's CBUF and field checks */
 		struct npu_task_geometry g = {precision, r.mt, w.nt, w.kt, r.mp, r.mp, 0x1000, 0x2000, 0x3000};
 		CHECK_OK(npu_emit_gemm_task(&g, words));
+		CHECK(npu_model_check_task(words, NPU_TASK_WORDS) == NPU_OK, "M=%u N=%u K=%u: the model refuses the "
+		      "plan's largest task: %s", m, n, k, npu_error());
 	}
 	free(words);
+}
+
+/* Every task shape a plan can give, checked by the model's own reading of the registers: each K group
+ * the backend accepts (32 to 4096 in steps of 32) and plain K tiling in both precisions, rows around
+ * the CBUF entry and bank boundaries and the row caps, N from one kernel group to several tiles. */
+static unsigned check_tasks_of(enum npu_precision precision, unsigned n, unsigned k, unsigned k_group, unsigned m,
+			       uint64_t *words)
+{
+	struct npu_weight_plan w;
+	struct npu_row_plan r;
+	CHECK_OK(npu_plan_weights_grouped(precision, n, k, k_group, 1, &w));
+	CHECK_OK(npu_plan_rows(&w, m, &r));
+	unsigned checked = 0;
+	/* first and last tile of each dimension: the only distinct sizes a plan has */
+	unsigned n_tiles[2] = {0, w.n_tiles - 1}, k_tiles[2] = {0, w.k_tiles - 1}, m_tiles[2] = {0, r.m_tiles - 1};
+	for (unsigned a = 0; a < 2; a++)
+		for (unsigned b = 0; b < 2; b++)
+			for (unsigned c = 0; c < 2; c++) {
+				unsigned nt = npu_plan_n_tile(&w, n_tiles[a], NULL), kt = npu_plan_k_tile(&w, k_tiles[b], NULL);
+				unsigned mt = npu_plan_m_tile(&r, m_tiles[c], NULL);
+				struct npu_task_geometry g = {precision, mt, nt, kt, r.mp, r.mp, 0x1000, 0x2000, 0x3000};
+				CHECK(npu_emit_gemm_task(&g, words) == NPU_OK, "%s N=%u K=%u k_group=%u M=%u: task M=%u N=%u "
+				      "K=%u: %s", precision == NPU_INT8 ? "int8" : "fp16", n, k, k_group, m, mt, nt, kt,
+				      npu_error());
+				CHECK(npu_model_check_task(words, NPU_TASK_WORDS) == NPU_OK, "%s N=%u K=%u k_group=%u M=%u: "
+				      "the model refuses task M=%u N=%u K=%u: %s", precision == NPU_INT8 ? "int8" : "fp16", n,
+				      k, k_group, m, mt, nt, kt, npu_error());
+				checked++;
+			}
+	return checked;
+}
+
+static void check_every_k_group_against_the_model(void)
+{
+	static const unsigned rows[] = {1, 4, 255, 256, 257, 383, 384, 385, 543, 544, 545, 1020, 1021, 3001};
+	static const unsigned kernels[] = {32, 96, 1536, 8960};
+	uint64_t *words = malloc(NPU_TASK_WORDS * sizeof *words);
+	unsigned tasks = 0;
+	for (unsigned group = 32; group <= 4096; group += 32)
+		for (unsigned i = 0; i < sizeof rows / sizeof rows[0]; i++)
+			for (unsigned j = 0; j < sizeof kernels / sizeof kernels[0]; j++) {
+				/* one full group and a short last one; K not a multiple of 64 when the group is not */
+				tasks += check_tasks_of(NPU_INT8, kernels[j], group + 32, group, rows[i], words);
+				tasks += check_tasks_of(NPU_FP16, kernels[j], group + 32, 0, rows[i], words);
+			}
+	free(words);
+	printf("jobs: the model accepts all %u tasks of 128 K groups x %zu row counts x %zu N in both precisions\n",
+	       tasks, sizeof rows / sizeof rows[0], sizeof kernels / sizeof kernels[0]);
 }
 
 static void check_rejections(void)
@@ -107,7 +150,11 @@ static void check_rejections(void)
 	CHECK_FAILS(npu_emit_gemm_task(&bad, words), NPU_ERR_INVALID, "output 0x20008");
 	bad = good, bad.feature_rows = 66;
 	CHECK_FAILS(npu_emit_gemm_task(&bad, words), NPU_ERR_INVALID, "66");
-	bad = good, bad.mt = 1020, bad.kt = 4096, bad.feature_rows = bad.output_rows = 1020;
+	bad = good, bad.mt = 545, bad.feature_rows = bad.output_rows = 548;
+	CHECK_FAILS(npu_emit_gemm_task(&bad, words), NPU_ERR_INVALID, "rows 545");
+	bad = good, bad.precision = NPU_FP16, bad.nt = 64, bad.mt = 388, bad.feature_rows = bad.output_rows = 388;
+	CHECK_FAILS(npu_emit_gemm_task(&bad, words), NPU_ERR_INVALID, "rows 388");
+	bad = good, bad.mt = 544, bad.kt = 4096, bad.feature_rows = bad.output_rows = 544;
 	CHECK_FAILS(npu_emit_gemm_task(&bad, words), NPU_ERR_LIMIT, "does not fit CBUF");
 	bad = good, bad.nt = 1024, bad.kt = 1024;
 	CHECK_FAILS(npu_emit_gemm_task(&bad, words), NPU_ERR_LIMIT, "1048576 weight bytes");
@@ -133,6 +180,7 @@ int main(void)
 {
 	test_seed("jobs");
 	check_rejections();
+	check_every_k_group_against_the_model();
 	check_plan_invariants();
 	printf("jobs: ok\n");
 	return 0;

@@ -5,6 +5,7 @@
 
 #include "npu/jobs.h"
 #include "npu/layout.h"
+#include "npu_interpreter.h"
 #include "npu_regs.h"
 #include "support.h"
 
@@ -69,6 +70,40 @@ static void expect_refusal(struct fixture *f, const uint64_t *words, uint32_t co
 	CHECK(strstr(npu_error(), text), "refusal '%s' does not mention '%s'", npu_error(), text);
 }
 
+/* A task of another shape, emitted, one register changed, read by the model's checks alone. */
+static void expect_stream_refused(struct npu_task_geometry g, uint16_t reg, uint32_t value, const char *text)
+{
+	uint64_t w[NPU_TASK_WORDS];
+	CHECK_OK(npu_emit_gemm_task(&g, w));
+	CHECK_OK(npu_model_check_task(w, NPU_TASK_WORDS));
+	set_value(w, reg, value);
+	int status = npu_model_check_task(w, NPU_TASK_WORDS);
+	CHECK(status == NPU_ERR_REFUSED && strstr(npu_error(), text), "register 0x%04x = 0x%x: expected a refusal "
+	      "naming '%s', got %s: %s", reg, value, text, npu_status_name(status), npu_error());
+}
+
+/* The hardware's limits, as the model reads them from the registers (docs/npu-registers.md, "CBUF"). */
+static void check_cbuf_limits(void)
+{
+	/* INT8, K group 32: 544 rows of one 128-byte entry each need 3 data banks; the count from the packed
+	 * size (544 * 32 bytes < 32 KiB), which the builder used to write, gives 1. */
+	struct npu_task_geometry grouped = {NPU_INT8, 544, 32, 32, 544, 544, 0, 0x100000, 0x200000};
+	expect_stream_refused(grouped, REG_CNA_CBUF_CON0, CNA_CBUF_CON0(11, 1), "544 rows of DATA_ENTRIES 1");
+	expect_stream_refused(grouped, REG_CNA_CBUF_CON0, CNA_CBUF_CON0(10, 3) | 0x100, "reuse bits");
+	expect_stream_refused(grouped, REG_CNA_CBUF_CON1, 2, "DATA_ENTRIES = 1");
+	/* FEATURE_GRAINS beyond the 545 a peer ran at int8, or with a kernel group */
+	expect_stream_refused(grouped, REG_CNA_CONV_CON2, CNA_CONV_CON2_FEATURE_GRAINS(546), "FEATURE_GRAINS 546");
+	expect_stream_refused(grouped, REG_CNA_CONV_CON2, CNA_CONV_CON2_FEATURE_GRAINS(545) | (1u << 16),
+			      "KERNEL_GROUP 1");
+	struct npu_task_geometry fp16 = {NPU_FP16, 384, 16, 64, 384, 384, 0, 0x100000, 0x200000};
+	expect_stream_refused(fp16, REG_CNA_CONV_CON2, CNA_CONV_CON2_FEATURE_GRAINS(386), "1..385 at fp16");
+	/* 64 KiB of weights (N=32, K=2048) in one weight bank */
+	struct npu_task_geometry wide = {NPU_INT8, 4, 32, 2048, 4, 4, 0, 0x100000, 0x200000};
+	expect_stream_refused(wide, REG_CNA_CBUF_CON0, CNA_CBUF_CON0(1, 11), "WEIGHT_BANK = 1 holds 32768");
+	expect_stream_refused(wide, REG_DPU_LUT_ACCESS_CFG + 8, 1, "DPU_LUT_CFG");
+	expect_stream_refused(wide, REG_CNA_DATA_SIZE0, (1u << 16) | 0x804, "11-bit height");
+}
+
 int main(void)
 {
 	test_seed("model_refuses");
@@ -124,7 +159,7 @@ int main(void)
 	expect_refusal(&f, w, NPU_TASK_WORDS, 1, "op_en");
 
 	expect_refusal(&f, f.words, NPU_TASK_WORDS - 1, 1, "odd");
-	expect_refusal(&f, f.words, NPU_TASK_WORDS - 2, 1, "needs 96");
+	expect_refusal(&f, f.words, NPU_TASK_WORDS - 2, 1, "needs 108");
 	memcpy(w, f.words, sizeof w);
 	w[NPU_TASK_WORDS - 2] = 0; /* marker missing before op_en */
 	expect_refusal(&f, w, NPU_TASK_WORDS, 1, "0x0041 marker");
@@ -140,6 +175,7 @@ int main(void)
 	expect_refusal(&f, f.words, NPU_TASK_WORDS, 0, "not listed as a job output");
 
 	npu_close(f.dev);
+	check_cbuf_limits();
 	printf("model_refuses: ok\n");
 	return 0;
 }

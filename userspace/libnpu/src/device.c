@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Device open (backend chosen explicitly), error messages, BO and submit entry points. */
+/* Device open (backend chosen explicitly), BO and submit entry points. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,45 +7,6 @@
 #include <time.h>
 
 #include "npu_internal.h"
-
-static _Thread_local char error_message[512];
-
-int npu_fail(int status, const char *format, ...)
-{
-	va_list args;
-	va_start(args, format);
-	vsnprintf(error_message, sizeof error_message, format, args);
-	va_end(args);
-	return status;
-}
-
-const char *npu_error(void)
-{
-	return error_message;
-}
-
-const char *npu_status_name(int status)
-{
-	switch (status) {
-	case NPU_OK: return "ok";
-	case NPU_ERR_INVALID: return "invalid";
-	case NPU_ERR_NOMEM: return "out-of-memory";
-	case NPU_ERR_IO: return "io";
-	case NPU_ERR_NO_DEVICE: return "no-device";
-	case NPU_ERR_TIMEOUT: return "timeout";
-	case NPU_ERR_JOB_LOST: return "job-lost";
-	case NPU_ERR_REFUSED: return "refused-by-model";
-	case NPU_ERR_LIMIT: return "limit";
-	default: return "unknown";
-	}
-}
-
-int64_t npu_monotonic_ns(void)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
-}
 
 static int backend_from_environment(enum npu_backend *backend)
 {
@@ -122,9 +83,12 @@ void npu_close(struct npu_dev *dev)
 	free(dev);
 }
 
-void npu_get_info(const struct npu_dev *dev, struct npu_dev_info *info)
+int npu_get_info(const struct npu_dev *dev, struct npu_dev_info *info)
 {
+	if (!dev || !info)
+		return npu_fail(NPU_ERR_INVALID, "npu_get_info: NULL argument");
 	*info = dev->info;
+	return NPU_OK;
 }
 
 static int check_lane(const struct npu_dev *dev, unsigned lane)
@@ -133,6 +97,20 @@ static int check_lane(const struct npu_dev *dev, unsigned lane)
 		return npu_fail(NPU_ERR_INVALID, "device is NULL");
 	if (lane >= dev->info.lanes)
 		return npu_fail(NPU_ERR_INVALID, "lane %u: the device has %u lanes", lane, dev->info.lanes);
+	return NPU_OK;
+}
+
+/* A BO of this device and lane: a handle of another fd names someone else's memory. */
+static int check_bo(const struct npu_dev *dev, const struct npu_bo *bo, unsigned lane, const char *what)
+{
+	if (!bo)
+		return npu_fail(NPU_ERR_INVALID, "%s is NULL", what);
+	if (bo->dev != dev || !bo->map)
+		return npu_fail(NPU_ERR_INVALID, "%s (handle %u) was not made by this device (or was destroyed)", what,
+				bo->handle);
+	if (bo->lane != lane)
+		return npu_fail(NPU_ERR_INVALID, "%s belongs to lane %u, not lane %u (BOs are per fd)", what, bo->lane,
+				lane);
 	return NPU_OK;
 }
 
@@ -145,20 +123,29 @@ int npu_bo_create(struct npu_dev *dev, unsigned lane, size_t size, struct npu_bo
 		return npu_fail(NPU_ERR_INVALID, "BO size %zu: must be 1..4 GiB-1 (the UAPI size is 32-bit)", size);
 	memset(bo, 0, sizeof *bo);
 	bo->lane = lane;
-	return dev->ops->bo_create(dev, lane, size, bo);
+	status = dev->ops->bo_create(dev, lane, size, bo);
+	if (status)
+		memset(bo, 0, sizeof *bo);
+	else
+		bo->dev = dev;
+	return status;
 }
 
+/* Only the device that made a BO frees it; anything else is left alone. */
 void npu_bo_destroy(struct npu_dev *dev, struct npu_bo *bo)
 {
-	if (dev && bo && bo->map)
+	if (!dev || !bo || bo->dev != dev)
+		return;
+	if (bo->map)
 		dev->ops->bo_destroy(dev, bo);
-	if (bo)
-		memset(bo, 0, sizeof *bo);
+	memset(bo, 0, sizeof *bo);
 }
 
 int npu_bo_cpu_begin(struct npu_dev *dev, const struct npu_bo *bo, int64_t timeout_ns)
 {
 	int status = check_lane(dev, bo ? bo->lane : 0);
+	if (!status)
+		status = check_bo(dev, bo, bo ? bo->lane : 0, "BO");
 	if (status)
 		return status;
 	if (timeout_ns < 0)
@@ -170,6 +157,8 @@ int npu_bo_cpu_begin(struct npu_dev *dev, const struct npu_bo *bo, int64_t timeo
 int npu_bo_cpu_end(struct npu_dev *dev, const struct npu_bo *bo)
 {
 	int status = check_lane(dev, bo ? bo->lane : 0);
+	if (!status)
+		status = check_bo(dev, bo, bo ? bo->lane : 0, "BO");
 	if (status)
 		return status;
 	return dev->ops->bo_cpu_end(dev, bo);
@@ -188,11 +177,18 @@ int npu_submit(struct npu_dev *dev, unsigned lane, const struct npu_task *tasks,
 	for (unsigned i = 0; i < task_count; i++)
 		if (tasks[i].regcmd_count == 0)
 			return npu_fail(NPU_ERR_INVALID, "task %u has regcmd_count 0", i);
-	for (unsigned i = 0; i < in_count; i++)
-		if (!in_bos[i] || in_bos[i]->lane != lane)
-			return npu_fail(NPU_ERR_INVALID, "input BO %u belongs to another lane (BOs are per fd)", i);
-	for (unsigned i = 0; i < out_count; i++)
-		if (!out_bos[i] || out_bos[i]->lane != lane)
-			return npu_fail(NPU_ERR_INVALID, "output BO %u belongs to another lane (BOs are per fd)", i);
+	if ((in_count && !in_bos) || (out_count && !out_bos))
+		return npu_fail(NPU_ERR_INVALID, "%u input / %u output BOs but a NULL list", in_count, out_count);
+	char what[32];
+	for (unsigned i = 0; i < in_count; i++) {
+		snprintf(what, sizeof what, "input BO %u", i);
+		if ((status = check_bo(dev, in_bos[i], lane, what)))
+			return status;
+	}
+	for (unsigned i = 0; i < out_count; i++) {
+		snprintf(what, sizeof what, "output BO %u", i);
+		if ((status = check_bo(dev, out_bos[i], lane, what)))
+			return status;
+	}
 	return dev->ops->submit(dev, lane, tasks, task_count, in_bos, in_count, out_bos, out_count);
 }

@@ -26,6 +26,7 @@ struct weight_lane {
 };
 
 struct npu_weight {
+	struct npu_dev *dev;       /* the device whose lanes hold the tiles */
 	struct npu_weight_plan plan;
 	struct weight_lane lanes[NPU_MAX_LANES];
 	unsigned *tile_lane;       /* [n_tiles] */
@@ -40,12 +41,34 @@ static size_t align64(size_t value)
 	return (value + 63) & ~(size_t)63;
 }
 
+static int check_aligned(const void *pointer, size_t alignment, const char *what)
+{
+	if ((uintptr_t)pointer % alignment)
+		return npu_fail(NPU_ERR_INVALID, "%s at %p is not %zu-byte aligned, as its element type needs", what,
+				pointer, alignment);
+	return NPU_OK;
+}
+
+/* The weight exists and was prepared on this device: another device's BO handles and NPU addresses
+ * name other memory (on a board, another fd's). */
+static int check_weight(const struct npu_dev *dev, const struct npu_weight *w, const char *caller)
+{
+	if (!dev || !w)
+		return npu_fail(NPU_ERR_INVALID, "%s: NULL device or weight", caller);
+	if (w->dev != dev)
+		return npu_fail(NPU_ERR_INVALID, "%s: the weight was prepared on another device (%p, not %p)", caller,
+				(const void *)w->dev, (const void *)dev);
+	return NPU_OK;
+}
+
 int npu_weight_prepare(struct npu_dev *dev, enum npu_precision precision, unsigned n, unsigned k,
 		       const void *b_nk, const struct npu_weight_options *options, struct npu_weight **out)
 {
 	if (!dev || !b_nk || !out)
 		return npu_fail(NPU_ERR_INVALID, "npu_weight_prepare: NULL argument");
 	*out = NULL;
+	if (precision == NPU_FP16 && check_aligned(b_nk, 2, "fp16 weight matrix b_nk"))
+		return NPU_ERR_INVALID;
 	struct npu_weight_options defaults = {NPU_PLACE_SPLIT_N, 0, 0};
 	if (!options)
 		options = &defaults;
@@ -59,6 +82,7 @@ int npu_weight_prepare(struct npu_dev *dev, enum npu_precision precision, unsign
 	struct npu_weight *w = calloc(1, sizeof *w);
 	if (!w)
 		return npu_fail(NPU_ERR_NOMEM, "out of memory");
+	w->dev = dev;
 	unsigned min_tiles = options->placement == NPU_PLACE_SPLIT_N ? dev->info.lanes : 1;
 	int status = npu_plan_weights_grouped(precision, n, k, options->k_group, min_tiles, &w->plan);
 	if (status) {
@@ -117,13 +141,15 @@ int npu_weight_prepare(struct npu_dev *dev, enum npu_precision precision, unsign
 	return NPU_OK;
 }
 
+/* The tiles go back to the device that holds them, whichever device the caller names. */
 void npu_weight_free(struct npu_dev *dev, struct npu_weight *w)
 {
+	(void)dev;
 	if (!w)
 		return;
 	for (unsigned lane = 0; lane < NPU_MAX_LANES; lane++)
 		if (w->lanes[lane].placed)
-			npu_bo_destroy(dev, &w->lanes[lane].bo);
+			npu_bo_destroy(w->dev, &w->lanes[lane].bo);
 	free(w->tile_lane);
 	free(w->tile_channel);
 	free(w->tile_offset);
@@ -151,18 +177,20 @@ int npu_weight_set_column_scales(struct npu_weight *w, const float *column_scale
 
 unsigned npu_weight_k_groups(const struct npu_weight *w)
 {
+	if (!w)
+		return 0;
 	return w->plan.k_grouped ? w->plan.k_tiles : 1;
 }
 
 size_t npu_weight_lane_bytes(const struct npu_weight *w, unsigned lane)
 {
-	return lane < NPU_MAX_LANES ? w->lanes[lane].bytes : 0;
+	return w && lane < NPU_MAX_LANES ? w->lanes[lane].bytes : 0;
 }
 
 size_t npu_weight_total_bytes(const struct npu_weight *w)
 {
 	size_t total = 0;
-	for (unsigned lane = 0; lane < NPU_MAX_LANES; lane++)
+	for (unsigned lane = 0; w && lane < NPU_MAX_LANES; lane++)
 		total += w->lanes[lane].bytes;
 	return total;
 }
@@ -448,8 +476,13 @@ static int run_gemm(struct npu_dev *dev, const struct npu_weight *w, unsigned m,
 int npu_gemm(struct npu_dev *dev, const struct npu_weight *w, unsigned m, const void *a_mk, void *c_mn,
 	     struct npu_gemm_stats *stats)
 {
-	if (!dev || !w || !a_mk || !c_mn)
-		return npu_fail(NPU_ERR_INVALID, "npu_gemm: NULL argument");
+	if (check_weight(dev, w, "npu_gemm"))
+		return NPU_ERR_INVALID;
+	if (!a_mk || !c_mn)
+		return npu_fail(NPU_ERR_INVALID, "npu_gemm: NULL activations or result");
+	if ((w->plan.precision == NPU_FP16 && check_aligned(a_mk, 2, "fp16 activations a_mk")) ||
+	    check_aligned(c_mn, 4, w->plan.precision == NPU_FP16 ? "float results c_mn" : "int32 results c_mn"))
+		return NPU_ERR_INVALID;
 	struct gather_target target = {c_mn, NULL, NULL};
 	return run_gemm(dev, w, m, a_mk, &target, stats, npu_monotonic_ns());
 }
@@ -457,8 +490,12 @@ int npu_gemm(struct npu_dev *dev, const struct npu_weight *w, unsigned m, const 
 int npu_gemm_f32(struct npu_dev *dev, const struct npu_weight *w, unsigned m, const float *a_mk, float *c_mn,
 		 struct npu_gemm_stats *stats)
 {
-	if (!dev || !w || !a_mk || !c_mn)
-		return npu_fail(NPU_ERR_INVALID, "npu_gemm_f32: NULL argument");
+	if (check_weight(dev, w, "npu_gemm_f32"))
+		return NPU_ERR_INVALID;
+	if (!a_mk || !c_mn)
+		return npu_fail(NPU_ERR_INVALID, "npu_gemm_f32: NULL activations or result");
+	if (check_aligned(a_mk, 4, "float activations a_mk") || check_aligned(c_mn, 4, "float results c_mn"))
+		return NPU_ERR_INVALID;
 	if (m == 0)
 		return npu_fail(NPU_ERR_INVALID, "empty activation matrix: M=0");
 	int64_t start = npu_monotonic_ns();

@@ -71,6 +71,11 @@ int npu_plan_weights_grouped(enum npu_precision precision, unsigned n, unsigned 
 	return NPU_OK;
 }
 
+unsigned npu_data_banks(unsigned rows, unsigned row_bytes)
+{
+	return npu_div_up(rows * npu_div_up(row_bytes, NPU_CBUF_ENTRY_BYTES), NPU_CBUF_ENTRIES_PER_BANK);
+}
+
 int npu_plan_rows(const struct npu_weight_plan *weights, unsigned m, struct npu_row_plan *rows)
 {
 	if (!weights || !rows)
@@ -85,10 +90,10 @@ int npu_plan_rows(const struct npu_weight_plan *weights, unsigned m, struct npu_
 	unsigned row_bytes = weights->kt * weights->in_bytes;
 	unsigned weight_banks = npu_div_up(weights->nt * row_bytes, NPU_CBUF_BANK_BYTES);
 	unsigned data_banks = NPU_CBUF_BANKS - 1 - weight_banks; /* one bank spare, as Mesa keeps */
-	unsigned mt_max = data_banks * NPU_CBUF_BANK_BYTES / row_bytes;
+	unsigned mt_max = data_banks * NPU_CBUF_ENTRIES_PER_BANK / npu_div_up(row_bytes, NPU_CBUF_ENTRY_BYTES);
 	mt_max = mt_max / NPU_M_ALIGN * NPU_M_ALIGN;
-	if (mt_max > NPU_TASK_MAX_ROWS)
-		mt_max = NPU_TASK_MAX_ROWS;
+	if (mt_max > npu_task_max_rows(weights->precision))
+		mt_max = npu_task_max_rows(weights->precision);
 	r.m_tiles = npu_div_up(r.mp, mt_max);
 	r.mt = npu_align_up(npu_div_up(r.mp, r.m_tiles), NPU_M_ALIGN);
 
@@ -165,9 +170,10 @@ int npu_emit_gemm_task(const struct npu_task_geometry *t, uint64_t *words)
 	unsigned bpe = t->precision == NPU_INT8 ? 1 : 2;
 	unsigned group = t->precision == NPU_INT8 ? 32 : 16;
 	unsigned k_max = t->precision == NPU_INT8 ? NPU_TASK_MAX_K_INT8 : NPU_TASK_MAX_K_FP16;
-	if (t->mt == 0 || t->mt > NPU_TASK_MAX_ROWS || t->mt > t->feature_rows || t->mt > t->output_rows)
+	unsigned max_rows = npu_task_max_rows(t->precision);
+	if (t->mt == 0 || t->mt > max_rows || t->mt > t->feature_rows || t->mt > t->output_rows)
 		return npu_fail(NPU_ERR_INVALID, "task rows %u: must be 1..%u and within the feature map (%u rows) "
-				"and output (%u rows)", t->mt, NPU_TASK_MAX_ROWS, t->feature_rows, t->output_rows);
+				"and output (%u rows)", t->mt, max_rows, t->feature_rows, t->output_rows);
 	if (t->feature_rows % NPU_M_ALIGN || t->output_rows % NPU_M_ALIGN)
 		return npu_fail(NPU_ERR_INVALID, "feature/output rows %u/%u not multiples of %u", t->feature_rows,
 				t->output_rows, NPU_M_ALIGN);
@@ -180,7 +186,7 @@ int npu_emit_gemm_task(const struct npu_task_geometry *t, uint64_t *words)
 	if (t->output_address % NPU_ATOM_BYTES || t->feature_address % NPU_ATOM_BYTES)
 		return npu_fail(NPU_ERR_INVALID, "task addresses must be 16-byte aligned (feature 0x%x, output 0x%x)",
 				t->feature_address, t->output_address);
-	unsigned data_banks = npu_div_up(t->mt * t->kt * bpe, NPU_CBUF_BANK_BYTES);
+	unsigned data_banks = npu_data_banks(t->mt, t->kt * bpe);
 	unsigned weight_banks = NPU_CBUF_BANKS - data_banks;
 	uint32_t weight_bytes = t->nt * t->kt * bpe;
 	if (data_banks >= NPU_CBUF_BANKS || weight_bytes > (weight_banks - 1) * NPU_CBUF_BANK_BYTES)
@@ -271,6 +277,9 @@ int npu_emit_gemm_task(const struct npu_task_geometry *t, uint64_t *words)
 		emit(&e, (uint16_t)(REG_DPU_EW_OP_VALUE_0 + 4 * i), 0);
 	emit(&e, REG_DPU_SURFACE_ADD, out_surface * surfaces_per_group);
 	emit(&e, REG_DPU_UNDOCUMENTED_40C4, 0);
+	/* The LUT is bypassed (EW_CFG), but both peers clear its twelve registers: so do we. */
+	for (unsigned i = 0; i < NPU_DPU_LUT_REGISTERS; i++)
+		emit(&e, (uint16_t)(REG_DPU_LUT_ACCESS_CFG + 4 * i), 0);
 	/* Tail: no next task (the driver submits tasks one by one), marker, op_en. */
 	words[e.count++] = 0;
 	words[e.count++] = npu_regcmd_word(NPU_TARGET_PC | NPU_TARGET_WRITE_BIT, REG_PC_REGISTER_AMOUNTS, 0);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Layout converters and activation conversions: portable C, plus NEON on aarch64 (same results,
  * bit for bit; the tests compare both under qemu-aarch64). */
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -181,15 +182,31 @@ static void rows_from_output_i32_scaled_c(float *dst, const uint8_t *src, unsign
 	}
 }
 
+/* absmax with NaN sticky, as NEON's FMAX keeps it */
+static float max_magnitude(float absmax, float x)
+{
+	float a = fabsf(x);
+	return a > absmax || a != a ? a : absmax;
+}
+
+/* A row holding a NaN or an infinity quantizes to zeros with a NaN scale, so its results are NaN as
+ * the CPU's would be non-finite, and no NaN reaches a float-to-int conversion (undefined in C). */
+static int quantize_nonfinite_row(int8_t *q, float *scale, float absmax, unsigned cols)
+{
+	if (absmax <= FLT_MAX)
+		return 0;
+	memset(q, 0, cols);
+	*scale = NAN;
+	return 1;
+}
+
 static float row_scale(const float *row, unsigned cols, float *inverse)
 {
 	float absmax = 0.0f;
-	for (unsigned c = 0; c < cols; c++) {
-		float a = fabsf(row[c]);
-		absmax = a > absmax ? a : absmax;
-	}
+	for (unsigned c = 0; c < cols; c++)
+		absmax = max_magnitude(absmax, row[c]);
 	*inverse = absmax > 0.0f ? 127.0f / absmax : 0.0f;
-	return absmax / 127.0f;
+	return absmax;
 }
 
 static int8_t quantize_one(float x, float inverse)
@@ -207,8 +224,10 @@ static void quantize_rows_i8_c(int8_t *q, float *scales, const float *x, unsigne
 {
 	for (unsigned m = 0; m < rows; m++) {
 		const float *row = x + (size_t)m * cols;
-		float inverse;
-		scales[m] = row_scale(row, cols, &inverse);
+		float inverse, absmax = row_scale(row, cols, &inverse);
+		if (quantize_nonfinite_row(q + (size_t)m * cols, &scales[m], absmax, cols))
+			continue;
+		scales[m] = absmax / 127.0f;
 		for (unsigned c = 0; c < cols; c++)
 			q[(size_t)m * cols + c] = quantize_one(row[c], inverse);
 	}
@@ -388,7 +407,9 @@ static void quantize_rows_i8_neon(int8_t *q, float *scales, const float *x, unsi
 			vmax = vmaxq_f32(vmax, vabsq_f32(vld1q_f32(row + c)));
 		float absmax = vmaxvq_f32(vmax);
 		for (; c < cols; c++)
-			absmax = fabsf(row[c]) > absmax ? fabsf(row[c]) : absmax;
+			absmax = max_magnitude(absmax, row[c]);
+		if (quantize_nonfinite_row(out, &scales[m], absmax, cols))
+			continue;
 		float inverse = absmax > 0.0f ? 127.0f / absmax : 0.0f;
 		scales[m] = absmax / 127.0f;
 		float32x4_t vinv = vdupq_n_f32(inverse);

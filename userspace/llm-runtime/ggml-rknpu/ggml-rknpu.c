@@ -54,7 +54,7 @@ struct rknpu_device {
 	enum npu_precision precision;
 	unsigned min_batch;
 	unsigned int8_group; /* 0: one scale per output channel and activation row */
-	char description[160];
+	char description[256];
 	char open_error[256];
 	const char *stats_path;
 	pthread_mutex_t lock; /* libnpu: one thread at a time per device; the counters */
@@ -147,8 +147,9 @@ static void rknpu_open_device(void)
 		snprintf(precision, sizeof(precision), "INT8 GEMM, K groups of %u", device->int8_group);
 	else
 		snprintf(precision, sizeof(precision), "%s GEMM", device->precision == NPU_INT8 ? "INT8" : "FP16");
-	snprintf(device->description, sizeof(device->description), "RK3588 NPU via %s %s, %u lanes, %s",
-		 info.backend, info.device_path, info.lanes, precision);
+	/* The driver's own description, so an emulated device or the software model says so here. */
+	snprintf(device->description, sizeof(device->description), "RK3588 NPU via %s %s (%s), %u lanes, %s",
+		 info.backend, info.device_path, info.driver_desc, info.lanes, precision);
 }
 
 static struct rknpu_device *rknpu_device(void)

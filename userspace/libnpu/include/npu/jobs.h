@@ -15,14 +15,21 @@
 
 #define NPU_CBUF_BANKS 12u
 #define NPU_CBUF_BANK_BYTES 32768u
+/* Feature rows occupy whole 128-byte CBUF entries, 256 per bank (Mesa rkt_task.c calc_input_banks):
+ * more than DATA_ENTRIES' 64-byte units, which both peers write but neither counts banks by. */
+#define NPU_CBUF_ENTRY_BYTES 128u
+#define NPU_CBUF_ENTRIES_PER_BANK (NPU_CBUF_BANK_BYTES / NPU_CBUF_ENTRY_BYTES)
 #define NPU_ATOM_BYTES 16u        /* feature/output memory atom */
 #define NPU_K_ALIGN 32u           /* K padded to the 32-channel weight tile in both precisions */
 #define NPU_M_ALIGN 4u            /* rows padded so the CNA surface-stride formula is exact */
-#define NPU_TASK_MAX_ROWS 1020u   /* FEATURE_GRAINS = rows + 1 is a 10-bit field; multiple of 4 */
+/* Rows per task: FEATURE_GRAINS = rows + 1 as far as a peer ran it on an RK3588 (mtx512/rk3588-npu
+ * meson.build: 544x544x4096 int8, 384x384x4096 fp16); the field itself would take 1022. */
+#define NPU_TASK_MAX_ROWS_INT8 544u
+#define NPU_TASK_MAX_ROWS_FP16 384u
 #define NPU_TASK_WEIGHT_BANKS 5u  /* weight bytes a task may hold (banks); one spare bank kept */
 #define NPU_TASK_MAX_K_INT8 4096u /* channels per task (bytes per kernel <= 4 KiB) */
 #define NPU_TASK_MAX_K_FP16 2048u
-#define NPU_TASK_WORDS 96u        /* register-command words per task, tail included (even) */
+#define NPU_TASK_WORDS 108u       /* register-command words per task, tail included (even) */
 #define NPU_REGCMD_ALIGN 64u      /* each task's stream starts 64-byte aligned (Mesa does the same) */
 #define NPU_ADDRESS_WINDOW (UINT64_C(1) << 32) /* per-fd NPU address space */
 
@@ -74,6 +81,14 @@ struct npu_task_geometry {
 	uint32_t weight_address;    /* the task's weight tile */
 	uint32_t output_address;    /* first atom this task writes, 16-byte aligned */
 };
+
+/* Rows one task may hold in the given precision (the builder's tiling and the model's check). */
+static inline unsigned npu_task_max_rows(enum npu_precision precision)
+{
+	return precision == NPU_FP16 ? NPU_TASK_MAX_ROWS_FP16 : NPU_TASK_MAX_ROWS_INT8;
+}
+/* CBUF data banks a task of `rows` rows of `row_bytes` bytes needs (whole 128-byte entries per row). */
+unsigned npu_data_banks(unsigned rows, unsigned row_bytes);
 
 /* Writes the task's NPU_TASK_WORDS words. NPU_ERR_INVALID/LIMIT if the geometry breaks a rule. */
 int npu_emit_gemm_task(const struct npu_task_geometry *task, uint64_t *words);

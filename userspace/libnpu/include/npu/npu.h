@@ -10,6 +10,9 @@
  * All functions return NPU_OK (0) or a negative npu_status; npu_error() then holds a message for
  * the calling thread naming what failed (with errno text for ioctl failures). Nothing aborts.
  * A device is used from one thread at a time (its lanes keep scratch buffers between calls).
+ * Every entry point checks its arguments: NULL pointers, lanes, alignment (each array aligned to
+ * its element type: 2 bytes for fp16, 4 for int32 and float) and ownership (a BO or a weight is
+ * used only with the device that made it: on a board, its addresses mean nothing in another fd).
  */
 #ifndef NPU_NPU_H
 #define NPU_NPU_H
@@ -73,7 +76,7 @@ const char *npu_status_name(int status);
 
 int npu_open(struct npu_dev **dev, const struct npu_open_options *options);
 void npu_close(struct npu_dev *dev);
-void npu_get_info(const struct npu_dev *dev, struct npu_dev_info *info);
+int npu_get_info(const struct npu_dev *dev, struct npu_dev_info *info);
 
 /* ---- Buffer objects (per lane) ---- */
 struct npu_bo {
@@ -83,6 +86,7 @@ struct npu_bo {
 	uint64_t mmap_offset;
 	void *map;
 	unsigned lane;
+	const struct npu_dev *dev; /* the device that made it */
 };
 
 int npu_bo_create(struct npu_dev *dev, unsigned lane, size_t size, struct npu_bo *bo);
@@ -128,7 +132,7 @@ struct npu_weight;
 int npu_weight_prepare(struct npu_dev *dev, enum npu_precision precision, unsigned n, unsigned k,
 		       const void *b_nk, const struct npu_weight_options *options, struct npu_weight **weight);
 void npu_weight_free(struct npu_dev *dev, struct npu_weight *weight);
-/* NPU memory the weight occupies in one lane (BO bytes), and in total over lanes. */
+/* NPU memory the weight occupies in one lane (BO bytes), and in total over lanes (0 for NULL). */
 size_t npu_weight_lane_bytes(const struct npu_weight *weight, unsigned lane);
 size_t npu_weight_total_bytes(const struct npu_weight *weight);
 
@@ -150,13 +154,14 @@ int npu_gemm(struct npu_dev *dev, const struct npu_weight *weight, unsigned m, c
  * k_group: one scale per output channel). npu_gemm_f32 multiplies each group's int32 sum by
  * row_scale[m][group] * column_scale[n][group]. Without them the column scales are 1. */
 int npu_weight_set_column_scales(struct npu_weight *weight, const float *column_scales);
-/* Quantization groups along K: ceil(K / k_group) with k_group, else 1. */
+/* Quantization groups along K: ceil(K / k_group) with k_group, else 1 (0 for NULL). */
 unsigned npu_weight_k_groups(const struct npu_weight *weight);
 
 /* C = A x B from f32 activations, f32 result: INT8 weights quantize A per row, or per row and K group
  * (npu_quantize_rows_i8 on each group), and dequantize the exact int32 sums as
  * sum over groups of (float)acc * row_scale * column_scale; FP16 weights convert A to fp16 (round to
- * nearest even) and return the fp32 sums. */
+ * nearest even) and return the fp32 sums. NaN and infinities propagate as on the CPU: an INT8 row
+ * (or row group) holding one gets a NaN scale, so its outputs are NaN; FP16 carries them through. */
 int npu_gemm_f32(struct npu_dev *dev, const struct npu_weight *weight, unsigned m, const float *a_mk, float *c_mn,
 		 struct npu_gemm_stats *stats);
 
@@ -173,7 +178,7 @@ uint16_t npu_fp16_from_f32(float value);
 float npu_f32_from_fp16(uint16_t bits);
 void npu_f32_to_fp16_array(uint16_t *dst, const float *src, size_t count);
 /* Symmetric per-row int8 quantization: q = round_half_even(x * 127 / absmax(row)), scale =
- * absmax / 127 (0 for an all-zero row). */
+ * absmax / 127 (0 for an all-zero row; NaN, with q = 0, for a row holding a NaN or an infinity). */
 void npu_quantize_rows_i8(int8_t *q, float *scales, const float *x, unsigned rows, unsigned cols);
 /* The same per group of `group` channels along each row (the last group may be shorter; group >= cols is one
  * group): the scale of row r, group g goes to scales[r * row_stride + g * group_stride], so a caller keeps
