@@ -147,6 +147,20 @@ int main(void)
 	      busy, late);
 	CHECK(prep(fd, &big_output, now_ns() + 600000000000) == 0, "PREP_BO within a long deadline");
 
+	/* 4 GiB of NPU addresses per fd: three more 1 GiB BOs fit beside the first page, a fourth does not
+	 * (drm_mm finds no hole: -ENOSPC), and the other fd's window is untouched by it */
+	struct drm_rocket_create_bo huge = {.size = 1u << 30};
+	for (unsigned i = 0; i < 3; i++) {
+		huge.handle = 0;
+		CHECK(ioctl(other, DRM_IOCTL_ROCKET_CREATE_BO, &huge) == 0, "1 GiB BO %u: %s", i, strerror(errno));
+	}
+	CHECK(huge.dma_address + huge.size <= (UINT64_C(1) << 32), "BO ends at 0x%llx",
+	      (unsigned long long)(huge.dma_address + huge.size));
+	CHECK(ioctl(other, DRM_IOCTL_ROCKET_CREATE_BO, &huge) == -1 && errno == ENOSPC, "a fourth 1 GiB BO fit in the 4 GiB window");
+	struct bo after = make_bo(fd, 4096);
+	CHECK(after.create.dma_address < (UINT64_C(1) << 30), "fd's own window moved to 0x%llx",
+	      (unsigned long long)after.create.dma_address);
+
 	/* GEM_CLOSE: the handle and its mmap offset are gone */
 	struct drm_gem_close gem_close = {.handle = weights.create.handle};
 	CHECK(ioctl(fd, DRM_IOCTL_GEM_CLOSE, &gem_close) == 0, "GEM_CLOSE");
