@@ -96,3 +96,17 @@ def test_missing_inventory_is_named(tmp_path: Path) -> None:
     result = rosenblatt("-i", str(tmp_path / "nowhere"), "fleet", "status")
     assert result.returncode == 2
     assert f"inventory {tmp_path / 'nowhere'} does not exist" in result.stderr
+
+
+def test_global_options_after_the_command_as_a_person_types_them(inventory: Path, tmp_path: Path) -> None:
+    """`rosenblatt verify nobody --json -i INV` is `rosenblatt --json -i INV verify nobody`; -e given on both
+    sides adds up."""
+    after = rosenblatt("verify", "nobody", "--json", "-i", str(inventory), "--check")
+    before = rosenblatt("--json", "-i", str(inventory), "--check", "verify", "nobody")
+    assert after.returncode == before.returncode == 2, after.stdout + after.stderr
+    assert json.loads(after.stdout) == json.loads(before.stdout)
+    assert "unknown board nobody (inventory" in json.loads(after.stdout)["error"]
+    late_secret = rosenblatt("-i", str(inventory), "-e", "a=1", "kernel", "build", "-e", "db_password=x")
+    assert late_secret.returncode == 2 and "-e db_password: a secret given with -e" in late_secret.stderr
+    missing = rosenblatt("fleet", "status", "-i", str(tmp_path / "nowhere"))
+    assert missing.returncode == 2 and f"inventory {tmp_path / 'nowhere'} does not exist" in missing.stderr

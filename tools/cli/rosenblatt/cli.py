@@ -81,35 +81,62 @@ def _percent(value: str) -> int:
     return int(number)
 
 
+# Options every command takes, before or after its name (`rosenblatt --check fleet status` and
+# `rosenblatt fleet status --check` are the same); given after it, they land under LATE + name.
+LATE = "late_"
+
+
+def _add_global_options(parser: argparse.ArgumentParser, late: bool) -> None:
+    def option(*flags: str, dest: str, **settings: Any) -> None:
+        if late:
+            settings["default"] = argparse.SUPPRESS
+        parser.add_argument(*flags, dest=LATE + dest if late else dest, **settings)
+
+    option("-i", "--inventory", dest="inventory", type=Path,
+           help="inventory folder (default: inventory/; for virtual: tests/inventory/virtual)")
+    option("--json", dest="json", action="store_true", help="print the result as JSON on stdout (progress on stderr)")
+    option("--check", dest="check", action="store_true", help="show the plan; change nothing (ansible --check)")
+    option("--confirm", dest="confirm", metavar="BOARDS",
+           help="comma-separated shared boards this run may change (rosenblatt_confirm)")
+    option("-K", "--ask-become-pass", dest="ask_become_pass", action="store_true",
+           help="ask for the sudo password of the boards (read from standard input when it is no terminal); it "
+                "is never written to runs/ or reports/")
+    option("--vault-password-file", dest="vault_password_file", type=Path, metavar="FILE",
+           help="file with the vault password of an encrypted inventory, as ansible-playbook takes it")
+    option("-e", "--extra-vars", dest="extra_vars", action="append", type=_extra_vars, metavar="VARS",
+           help="KEY=VALUE or a JSON object, as ansible-playbook -e (repeatable; the command's own options win)")
+
+
+def _merge_late_options(args: argparse.Namespace) -> argparse.Namespace:
+    """Options given after the command's name join (-e) or replace (the rest) those given before it."""
+    for name, value in list(vars(args).items()):
+        if name.startswith(LATE):
+            delattr(args, name)
+            setattr(args, name[len(LATE):], args.extra_vars + value if name == LATE + "extra_vars" else value)
+    return args
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rosenblatt", description=__doc__.splitlines()[0], epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"rosenblatt {__version__}")
-    parser.add_argument("-i", "--inventory", type=Path,
-                        help="inventory folder (default: inventory/; for virtual: tests/inventory/virtual)")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout (progress on stderr)")
-    parser.add_argument("--check", action="store_true", help="show the plan; change nothing (ansible --check)")
-    parser.add_argument("--confirm", metavar="BOARDS",
-                        help="comma-separated shared boards this run may change (rosenblatt_confirm)")
-    parser.add_argument("-K", "--ask-become-pass", action="store_true",
-                        help="ask for the sudo password of the boards (read from standard input when it is no "
-                             "terminal); it is never written to runs/ or reports/")
-    parser.add_argument("--vault-password-file", type=Path, metavar="FILE",
-                        help="file with the vault password of an encrypted inventory, as ansible-playbook takes it")
-    parser.add_argument("-e", "--extra-vars", action="append", default=[], type=_extra_vars, metavar="VARS",
-                        help="KEY=VALUE or a JSON object, as ansible-playbook -e (repeatable; the command's own "
-                             "options win)")
+    _add_global_options(parser, late=False)
+    parser.set_defaults(extra_vars=[])
+    late = argparse.ArgumentParser(add_help=False)
+    _add_global_options(late, late=True)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    provision = commands.add_parser("provision", help="build the disk image and write it to each board's media")
+    provision = commands.add_parser("provision", parents=[late],
+                                    help="build the disk image and write it to each board's media")
     provision.add_argument("boards", nargs="+", metavar="BOARD")
 
     kernel = commands.add_parser("kernel", help="kernel stage").add_subparsers(dest="action", required=True)
-    kernel.add_parser("build", help="build the kernel artifact on the controller")
+    kernel.add_parser("build", parents=[late], help="build the kernel artifact on the controller")
 
     rollout = commands.add_parser("rollout", help="roll a new artifact out across the fleet")
     rollout_what = rollout.add_subparsers(dest="action", required=True)
-    rollout_kernel = rollout_what.add_parser("kernel", help="trial-boot the kernel artifact, canary first, in batches")
+    rollout_kernel = rollout_what.add_parser("kernel", parents=[late],
+                                             help="trial-boot the kernel artifact, canary first, in batches")
     rollout_kernel.add_argument("--canary", metavar="BOARD", help="the board that goes first, alone")
     rollout_kernel.add_argument("--batch", type=_percent_or_count, default="1",
                                 help="boards per batch after the canary: N or PCT%% (default 1)")
@@ -119,24 +146,26 @@ def _parser() -> argparse.ArgumentParser:
     rollout_kernel.add_argument("--artifact", type=Path, metavar="FOLDER",
                                 help="kernel artifact folder (rosenblatt kernel build prints it)")
 
-    rollback = commands.add_parser("rollback", help="boot a board back into its previous kernel")
+    rollback = commands.add_parser("rollback", parents=[late], help="boot a board back into its previous kernel")
     rollback.add_argument("board", metavar="BOARD")
     rollback.add_argument("--to", metavar="RELEASE", help="installed release to go back to (default: the previous one)")
 
-    adopt = commands.add_parser("adopt", help="make a GRUB whose distribution generates grub.cfg serve our kernels "
-                                "too (recorded, reversible; --check lists each file)")
+    adopt = commands.add_parser("adopt", parents=[late],
+                                help="make a GRUB whose distribution generates grub.cfg serve our kernels too "
+                                     "(recorded, reversible; --check lists each file)")
     adopt.add_argument("boards", nargs="+", metavar="BOARD")
     adopt.add_argument("--release", action="store_true",
                        help="give the GRUB back: the recorded files put back byte for byte, grub.cfg regenerated")
 
-    verify = commands.add_parser("verify", help="run the verification inference and report it")
+    verify = commands.add_parser("verify", parents=[late], help="run the verification inference and report it")
     verify.add_argument("boards", nargs="+", metavar="BOARD")
 
     fleet = commands.add_parser("fleet", help="fleet operations").add_subparsers(dest="action", required=True)
-    fleet.add_parser("status", help="probe every board and write the drift report (Markdown, JSON, HTML)")
+    fleet.add_parser("status", parents=[late],
+                     help="probe every board and write the drift report (Markdown, JSON, HTML)")
 
     board = commands.add_parser("board", help="edit the inventory").add_subparsers(dest="action", required=True)
-    add = board.add_parser("add", help="add a board to the inventory")
+    add = board.add_parser("add", parents=[late], help="add a board to the inventory")
     add.add_argument("name", metavar="NAME")
     add.add_argument("--address", required=True, help="host name or IP address the controller reaches it at")
     add.add_argument("--model", required=True, help="board model, e.g. radxa-rock-5-itx-plus")
@@ -150,10 +179,10 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--distribution", default="debian", help="distribution id (default debian: our image)")
     add.add_argument("--shared", action="store_true", help="the board serves other work: changes need --confirm")
     add.add_argument("--group", default="rk3588", help="inventory group (default rk3588)")
-    remove = board.add_parser("remove", help="remove a board from the inventory")
+    remove = board.add_parser("remove", parents=[late], help="remove a board from the inventory")
     remove.add_argument("name", metavar="NAME")
 
-    virtual = commands.add_parser("virtual", help="the virtual board (QEMU)")
+    virtual = commands.add_parser("virtual", parents=[late], help="the virtual board (QEMU)")
     virtual.add_argument("action", choices=["up", "down"])
     virtual.add_argument("boards", nargs="*", default=[DEFAULT_VIRTUAL_BOARD], metavar="BOARD",
                          help=f"virtual boards (default {DEFAULT_VIRTUAL_BOARD}: edk2 + GRUB, as boltzmann boots)")
@@ -277,7 +306,7 @@ def _print_human(outcome: dict[str, Any]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _merge_late_options(_parser().parse_args(argv))
     outcome: dict[str, Any]
     try:
         project = project_dir()
