@@ -416,7 +416,11 @@ static ggml_backend_buffer_t rknpu_buffer_type_alloc(ggml_backend_buffer_type_t 
 	context->size = size;
 	context->data = aligned_alloc(RKNPU_ALIGNMENT, rounded ? rounded : RKNPU_ALIGNMENT);
 	if (!context->device || !context->data) {
-		fprintf(stderr, "rknpu: cannot allocate a buffer of %zu bytes\n", size);
+		if (!context->device)
+			fprintf(stderr, "rknpu: no buffer of %zu bytes: the NPU did not open: %s\n", size,
+				rknpu_device_state.open_error);
+		else
+			fprintf(stderr, "rknpu: no buffer of %zu bytes: out of memory\n", size);
 		free(context->data);
 		free(context);
 		return NULL;
