@@ -6,7 +6,8 @@
  * behave as drivers/accel/rocket and the DRM core implement them: DRM_IOCTL_VERSION "rocket",
  * CREATE_BO (handle, a private NPU address in the fd's 4 GiB window, a fake mmap offset above the
  * window as drm_vma gives), SUBMIT of jobs and tasks with in/out BO handles, PREP_BO waiting for the
- * BO's writers until an absolute CLOCK_MONOTONIC deadline, FINI_BO, GEM_CLOSE. Each fd is one
+ * BO's writers until an absolute CLOCK_MONOTONIC deadline judged in NPU time (emu_prep_bo), FINI_BO,
+ * GEM_CLOSE. Each fd is one
  * scheduling entity (its jobs run in order, on a worker thread) and the three cores are shared by all
  * fds. Each task runs on the software NPU model's interpreter. The driver's traps are kept: SUBMIT
  * returns 0 for a job it drops (unknown handle, empty task list, bad struct size), a job still running
@@ -32,6 +33,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "npu_interpreter.h"
@@ -53,6 +55,7 @@ struct emu_bo {
 	int memfd;
 	uint8_t *memory;  /* the emulator's own mapping */
 	unsigned writers; /* queued or running jobs that list it as an output */
+	int64_t ready_ns; /* when its last writer ends in NPU time (see "NPU time" below) */
 };
 
 struct emu_job {
@@ -60,6 +63,7 @@ struct emu_job {
 	uint32_t *in_handles, *out_handles;
 	unsigned task_count, in_count, out_count;
 	unsigned sequence; /* 1-based, over the process */
+	int64_t submitted_ns;
 	struct emu_job *next;
 };
 
@@ -72,9 +76,10 @@ struct emu_file {
 	uint64_t next_offset;
 	struct emu_job *head, *tail; /* this fd's queue: one scheduling entity */
 	int closing;
+	int64_t npu_free_ns; /* when this fd's last job ends in NPU time: its jobs run one after another */
 	pthread_t worker;
 	pthread_mutex_t lock;
-	pthread_cond_t changed; /* a job finished or was queued; CLOCK_MONOTONIC */
+	pthread_cond_t changed; /* a job finished or was queued */
 };
 
 static struct {
@@ -87,10 +92,11 @@ static struct {
 	char device[256];
 	char sysfs_dir[64];
 	pid_t sysfs_owner;
+	uint64_t clock_hz;
 	uint64_t cycle_budget;
 	unsigned reject_job, timeout_job;
 } emu = {PTHREAD_MUTEX_INITIALIZER, {0}, 0, EMU_CORES, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
-	 "", "", 0, 0, 0, 0};
+	 "", "", 0, 0, 0, 0, 0};
 
 static int (*real_open)(const char *, int, ...);
 static int (*real_openat)(int, const char *, int, ...);
@@ -161,7 +167,8 @@ __attribute__((constructor)) static void emu_init(void)
 	snprintf(emu.device, sizeof emu.device, "%s", device && *device ? device : "/dev/accel/accel0");
 	const char *clock = getenv("ROCKET_EMU_CLOCK_HZ");
 	uint64_t hz = clock && *clock ? strtoull(clock, NULL, 10) : EMU_DEFAULT_CLOCK_HZ;
-	emu.cycle_budget = hz * EMU_JOB_TIMEOUT_MS / 1000;
+	emu.clock_hz = hz ? hz : EMU_DEFAULT_CLOCK_HZ;
+	emu.cycle_budget = emu.clock_hz * EMU_JOB_TIMEOUT_MS / 1000;
 	const char *faults = getenv("ROCKET_EMU_FAULTS");
 	emu.reject_job = fault_job(faults, "reject");
 	emu.timeout_job = fault_job(faults, "timeout");
@@ -227,22 +234,27 @@ static void reset_outputs(struct emu_file *file, const struct emu_job *job)
 	}
 }
 
-static void run_job(struct emu_file *file, struct emu_job *job)
+/* Runs the job on the interpreter; returns how long the NPU would take for it, in ns. */
+static int64_t run_job(struct emu_file *file, struct emu_job *job)
 {
 	struct npu_job npu_job = {job->tasks, job->in_handles, job->in_count, job->out_handles, job->out_count,
 				  emu.cycle_budget};
 	unsigned tasks = job->sequence == emu.timeout_job ? job->task_count / 2 : job->task_count;
+	uint64_t cycles = 0;
 	pthread_rwlock_rdlock(&file->space_lock);
-	int status = npu_space_run_job(&file->space, &npu_job, tasks);
+	int status = npu_space_run_job(&file->space, &npu_job, tasks, &cycles);
 	if (status == NPU_ERR_TIMEOUT || job->sequence == emu.timeout_job) {
 		emu_log("job %u timed out after %u ms of NPU time: core reset", job->sequence, EMU_JOB_TIMEOUT_MS);
 		reset_outputs(file, job);
+		cycles = emu.cycle_budget;
 	} else if (status) {
 		emu_log("job %u: the NPU would hang on this stream, reset at the timeout: %s", job->sequence,
 			npu_error());
 		reset_outputs(file, job);
+		cycles = emu.cycle_budget;
 	}
 	pthread_rwlock_unlock(&file->space_lock);
+	return (int64_t)(cycles * 1000000000u / emu.clock_hz);
 }
 
 static void free_job(struct emu_job *job)
@@ -262,16 +274,21 @@ static void *worker(void *argument)
 		struct emu_job *job = file->head;
 		pthread_mutex_unlock(&file->lock);
 		take_core();
-		run_job(file, job);
+		int64_t npu_ns = run_job(file, job);
 		give_core();
 		pthread_mutex_lock(&file->lock);
+		int64_t start = job->submitted_ns > file->npu_free_ns ? job->submitted_ns : file->npu_free_ns;
+		file->npu_free_ns = start + npu_ns;
 		file->head = job->next;
 		if (!file->head)
 			file->tail = NULL;
 		for (unsigned i = 0; i < job->out_count; i++) {
 			struct emu_bo *bo = bo_of(file, job->out_handles[i]);
-			if (bo)
+			if (bo) {
 				bo->writers--;
+				if (bo->ready_ns < file->npu_free_ns)
+					bo->ready_ns = file->npu_free_ns;
+			}
 		}
 		free_job(job);
 		pthread_cond_broadcast(&file->changed);
@@ -339,7 +356,7 @@ static int emu_create_bo(struct emu_file *file, struct drm_rocket_create_bo *arg
 	pthread_rwlock_unlock(&file->space_lock);
 	if (!result) {
 		file->bos[file->bo_count++] = (struct emu_bo){placed.handle, args->size, file->next_offset, memfd,
-							      memory, 0};
+							      memory, 0, 0};
 		args->handle = placed.handle;
 		args->dma_address = placed.address;
 		args->offset = file->next_offset;
@@ -380,24 +397,34 @@ static int emu_gem_close(struct emu_file *file, const struct drm_gem_close *args
 }
 
 /* rocket_ioctl_prep_bo(): a deadline already past turns into a zero wait, which fails with -EBUSY on a
- * busy BO; a wait that runs out fails with -ETIMEDOUT. */
+ * busy BO; a wait that runs out fails with -ETIMEDOUT. "Busy" is judged in NPU time: the interpreter is
+ * slower than the NPU, so PREP_BO first waits for it to finish the BO's jobs, whatever the deadline,
+ * then answers as the hardware would have, from when those jobs end at the NPU's speed (sleeping until
+ * then when that is still ahead), so a deadline a board meets is met here too. */
 static int emu_prep_bo(struct emu_file *file, const struct drm_rocket_prep_bo *args)
 {
 	if (args->reserved)
 		return -EINVAL;
-	struct timespec deadline = {(time_t)(args->timeout_ns / 1000000000), (long)(args->timeout_ns % 1000000000)};
-	int past = args->timeout_ns <= npu_monotonic_ns();
+	int64_t called = npu_monotonic_ns();
 	pthread_mutex_lock(&file->lock);
 	struct emu_bo *bo = bo_of(file, args->handle);
-	int result = bo ? 0 : -ENOENT;
-	while (!result && (bo = bo_of(file, args->handle)) && bo->writers) {
-		if (past)
-			result = -EBUSY;
-		else if (pthread_cond_timedwait(&file->changed, &file->lock, &deadline) == ETIMEDOUT)
-			result = -ETIMEDOUT;
+	while (bo && bo->writers) {
+		pthread_cond_wait(&file->changed, &file->lock);
+		bo = bo_of(file, args->handle);
 	}
+	int64_t ready = bo ? bo->ready_ns : 0;
 	pthread_mutex_unlock(&file->lock);
-	return result;
+	if (!bo)
+		return -ENOENT;
+	if (ready <= called)
+		return 0;
+	if (args->timeout_ns <= called)
+		return -EBUSY;
+	int64_t until = ready <= args->timeout_ns ? ready : args->timeout_ns;
+	struct timespec wake = {(time_t)(until / 1000000000), (long)(until % 1000000000)};
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &wake, NULL) == EINTR)
+		;
+	return ready <= args->timeout_ns ? 0 : -ETIMEDOUT;
 }
 
 static int emu_fini_bo(struct emu_file *file, const struct drm_rocket_fini_bo *args)
@@ -440,6 +467,7 @@ static void submit_job(struct emu_file *file, const struct drm_rocket_job *args)
 	if (!job)
 		return;
 	job->sequence = sequence;
+	job->submitted_ns = npu_monotonic_ns();
 	job->task_count = args->task_count;
 	job->tasks = malloc(args->task_count * sizeof *job->tasks);
 	int ok = job->tasks != NULL;
@@ -502,7 +530,6 @@ static int emu_open_file(void)
 	if (fd < 0)
 		return -1;
 	struct emu_file *file = calloc(1, sizeof *file);
-	pthread_condattr_t attributes;
 	if (!file) {
 		REAL(close)(fd);
 		errno = ENOMEM;
@@ -512,10 +539,7 @@ static int emu_open_file(void)
 	file->next_offset = EMU_MMAP_OFFSET_START;
 	pthread_mutex_init(&file->lock, NULL);
 	pthread_rwlock_init(&file->space_lock, NULL);
-	pthread_condattr_init(&attributes);
-	pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC); /* PREP_BO deadlines are CLOCK_MONOTONIC */
-	pthread_cond_init(&file->changed, &attributes);
-	pthread_condattr_destroy(&attributes);
+	pthread_cond_init(&file->changed, NULL);
 	pthread_mutex_lock(&emu.lock);
 	unsigned slot = 0;
 	while (slot < EMU_MAX_FILES && emu.files[slot])

@@ -543,9 +543,9 @@ static uint64_t task_cycles(const struct gemm_task *g)
 	return (uint64_t)g->mt * g->nt * g->kt / (g->precision == NPU_FP16 ? 512u : 1024u);
 }
 
-/* Interprets and runs one task, unless its cycles pass what is left of the job's budget (*left; the
- * driver resets a job at its timeout): then NPU_ERR_TIMEOUT and nothing of it runs. */
-static int run_task(const struct job_view *job, const struct npu_task *task, unsigned index, uint64_t *left)
+/* Interprets and runs one task, unless its cycles take the job past its budget (the driver resets a
+ * job at its timeout): then NPU_ERR_TIMEOUT and nothing of it runs. *used counts the job's cycles. */
+static int run_task(const struct job_view *job, const struct npu_task *task, unsigned index, uint64_t *used)
 {
 	uint8_t *stream;
 	char what[64];
@@ -565,12 +565,12 @@ static int run_task(const struct job_view *job, const struct npu_task *task, uns
 	memcpy(words, stream, (size_t)task->regcmd_count * 8); /* little-endian words, as the PC reads them */
 	struct gemm_task gemm = {0};
 	status = interpret(words, task->regcmd_count, index, file, &gemm);
-	if (!status && *left) {
-		uint64_t cycles = task_cycles(&gemm) + 1;
-		if (cycles > *left)
+	if (!status) {
+		uint64_t cycles = task_cycles(&gemm) + 1, budget = job->job->cycle_budget;
+		if (budget && *used + cycles > budget)
 			status = npu_fail(NPU_ERR_TIMEOUT, "model: task %u passes the job's cycle budget", index);
 		else
-			*left -= cycles;
+			*used += cycles;
 	}
 	if (!status)
 		status = execute(job, &gemm, index);
@@ -589,14 +589,15 @@ int npu_model_check_task(const uint64_t *words, uint32_t count)
 	return status;
 }
 
-int npu_space_run_job(const struct npu_space *space, const struct npu_job *job, unsigned task_count)
+int npu_space_run_job(const struct npu_space *space, const struct npu_job *job, unsigned task_count,
+		      uint64_t *cycles)
 {
 	struct job_view view = {space, job};
-	uint64_t left = job->cycle_budget;
-	for (unsigned i = 0; i < task_count; i++) {
-		int status = run_task(&view, &job->tasks[i], i, &left);
-		if (status)
-			return status;
-	}
-	return NPU_OK;
+	uint64_t used = 0;
+	int status = NPU_OK;
+	for (unsigned i = 0; i < task_count && !status; i++)
+		status = run_task(&view, &job->tasks[i], i, &used);
+	if (cycles)
+		*cycles = used;
+	return status;
 }

@@ -82,7 +82,8 @@ static int model_submit(struct npu_dev *dev, unsigned lane_index, const struct n
 	for (unsigned i = 0; i < out_count; i++)
 		out_handles[i] = out_bos[i]->handle;
 	struct npu_job job = {tasks, in_handles, in_count, out_handles, out_count, 0};
-	int status = npu_space_run_job(&lane->space, &job, fault == NPU_FAULT_TIMEOUT ? task_count / 2 : task_count);
+	int status = npu_space_run_job(&lane->space, &job, fault == NPU_FAULT_TIMEOUT ? task_count / 2 : task_count,
+				       NULL);
 	if (!status && fault == NPU_FAULT_TIMEOUT) /* reset mid-job: outputs hold whatever was in flight */
 		for (unsigned i = 0; i < out_count; i++)
 			memset(out_bos[i]->map, MODEL_GARBAGE, out_bos[i]->size);

@@ -38,8 +38,10 @@ struct npu_job {
 };
 
 /* Runs the job's first task_count tasks; NPU_ERR_REFUSED names the register, NPU_ERR_TIMEOUT says the
- * cycle budget ran out (the tasks before it ran). */
-int npu_space_run_job(const struct npu_space *space, const struct npu_job *job, unsigned task_count);
+ * cycle budget ran out (the tasks before it ran). *cycles (if not NULL): the NPU cycles of the tasks
+ * that ran, as the hardware would take them. */
+int npu_space_run_job(const struct npu_space *space, const struct npu_job *job, unsigned task_count,
+		      uint64_t *cycles);
 
 /* The checks of one task's stream without running it. */
 int npu_model_check_task(const uint64_t *words, uint32_t count);
