@@ -55,7 +55,7 @@ struct emu_bo {
 	int memfd;
 	uint8_t *memory;  /* the emulator's own mapping */
 	unsigned writers; /* queued or running jobs that list it as an output */
-	int64_t ready_ns; /* when its last writer ends in NPU time (see "NPU time" below) */
+	int64_t ready_ns; /* when its last writer ends in NPU time (emu_prep_bo says why) */
 };
 
 struct emu_job {
@@ -122,6 +122,12 @@ static void find_real_functions(void)
 static pthread_once_t real_functions_once = PTHREAD_ONCE_INIT;
 #define REAL(function) (pthread_once(&real_functions_once, find_real_functions), real_##function)
 
+/* Bytes a BO takes in memory and in the fake mmap offsets: whole pages. */
+static size_t bo_span(uint32_t size)
+{
+	return ((size_t)size + EMU_PAGE - 1) / EMU_PAGE * EMU_PAGE;
+}
+
 static void emu_log(const char *format, ...) __attribute__((format(printf, 1, 2)));
 static void emu_log(const char *format, ...)
 {
@@ -143,6 +149,11 @@ static unsigned fault_job(const char *faults, const char *kind)
  * (rk3588-base.dtsi), made on first use so processes that never look at it leave nothing behind. */
 static const char *const emu_core_names[EMU_CORES] = {"fdab0000.npu", "fdac0000.npu", "fdad0000.npu"};
 
+static void core_path(char *path, size_t size, unsigned core)
+{
+	snprintf(path, size, "%s/%s", emu.sysfs_dir, emu_core_names[core]);
+}
+
 static void make_sysfs(void)
 {
 	const char *tmp = getenv("TMPDIR");
@@ -154,7 +165,7 @@ static void make_sysfs(void)
 	emu.sysfs_owner = getpid();
 	for (unsigned i = 0; i < EMU_CORES; i++) {
 		char path[128];
-		snprintf(path, sizeof path, "%s/%s", emu.sysfs_dir, emu_core_names[i]);
+		core_path(path, sizeof path, i);
 		int fd = REAL(open)(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
 		if (fd >= 0)
 			REAL(close)(fd);
@@ -180,7 +191,7 @@ __attribute__((destructor)) static void emu_fini(void)
 		return;
 	for (unsigned i = 0; i < EMU_CORES; i++) {
 		char path[128];
-		snprintf(path, sizeof path, "%s/%s", emu.sysfs_dir, emu_core_names[i]);
+		core_path(path, sizeof path, i);
 		unlink(path);
 	}
 	rmdir(emu.sysfs_dir);
@@ -243,13 +254,13 @@ static int64_t run_job(struct emu_file *file, struct emu_job *job)
 	uint64_t cycles = 0;
 	pthread_rwlock_rdlock(&file->space_lock);
 	int status = npu_space_run_job(&file->space, &npu_job, tasks, &cycles);
-	if (status == NPU_ERR_TIMEOUT || job->sequence == emu.timeout_job) {
-		emu_log("job %u timed out after %u ms of NPU time: core reset", job->sequence, EMU_JOB_TIMEOUT_MS);
-		reset_outputs(file, job);
-		cycles = emu.cycle_budget;
-	} else if (status) {
-		emu_log("job %u: the NPU would hang on this stream, reset at the timeout: %s", job->sequence,
-			npu_error());
+	if (status || job->sequence == emu.timeout_job) {
+		if (status && status != NPU_ERR_TIMEOUT)
+			emu_log("job %u: the NPU would hang on this stream, reset at the timeout: %s", job->sequence,
+				npu_error());
+		else
+			emu_log("job %u timed out after %u ms of NPU time: core reset", job->sequence,
+				EMU_JOB_TIMEOUT_MS);
 		reset_outputs(file, job);
 		cycles = emu.cycle_budget;
 	}
@@ -299,13 +310,12 @@ static void *worker(void *argument)
 
 /* ---- ioctls ---- */
 
-static int copy_string(char *destination, __kernel_size_t *length, const char *value)
+static void copy_string(char *destination, __kernel_size_t *length, const char *value)
 {
 	size_t actual = strlen(value);
 	if (destination && *length)
 		memcpy(destination, value, actual < *length ? actual : *length);
 	*length = actual;
-	return 0;
 }
 
 static int emu_version(struct drm_version *version)
@@ -324,7 +334,7 @@ static int emu_create_bo(struct emu_file *file, struct drm_rocket_create_bo *arg
 {
 	if (args->size == 0)
 		return -EINVAL;
-	size_t span = ((size_t)args->size + EMU_PAGE - 1) / EMU_PAGE * EMU_PAGE;
+	size_t span = bo_span(args->size);
 	int memfd = memfd_create("rocket-emu-bo", MFD_CLOEXEC);
 	if (memfd < 0)
 		return -errno;
@@ -389,7 +399,7 @@ static int emu_gem_close(struct emu_file *file, const struct drm_gem_close *args
 	pthread_rwlock_wrlock(&file->space_lock);
 	npu_space_remove(&file->space, bo->handle);
 	pthread_rwlock_unlock(&file->space_lock);
-	munmap(bo->memory, ((size_t)bo->size + EMU_PAGE - 1) / EMU_PAGE * EMU_PAGE);
+	munmap(bo->memory, bo_span(bo->size));
 	REAL(close)(bo->memfd);
 	*bo = file->bos[--file->bo_count];
 	pthread_mutex_unlock(&file->lock);
@@ -407,11 +417,8 @@ static int emu_prep_bo(struct emu_file *file, const struct drm_rocket_prep_bo *a
 		return -EINVAL;
 	int64_t called = npu_monotonic_ns();
 	pthread_mutex_lock(&file->lock);
+	wait_idle_bo(file, args->handle);
 	struct emu_bo *bo = bo_of(file, args->handle);
-	while (bo && bo->writers) {
-		pthread_cond_wait(&file->changed, &file->lock);
-		bo = bo_of(file, args->handle);
-	}
 	int64_t ready = bo ? bo->ready_ns : 0;
 	pthread_mutex_unlock(&file->lock);
 	if (!bo)
@@ -570,7 +577,7 @@ static void emu_close_file(struct emu_file *file)
 	pthread_mutex_unlock(&file->lock);
 	pthread_join(file->worker, NULL);
 	for (unsigned i = 0; i < file->bo_count; i++) {
-		munmap(file->bos[i].memory, ((size_t)file->bos[i].size + EMU_PAGE - 1) / EMU_PAGE * EMU_PAGE);
+		munmap(file->bos[i].memory, bo_span(file->bos[i].size));
 		REAL(close)(file->bos[i].memfd);
 	}
 	npu_space_release(&file->space);

@@ -11,10 +11,10 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "npu/jobs.h"
+#include "npu_internal.h"
 #include "npu_regs.h"
 #include "rocket_accel.h"
 #include "support.h"
@@ -29,13 +29,6 @@ struct bo {
 	struct drm_rocket_create_bo create;
 	uint8_t *map;
 };
-
-static int64_t now_ns(void)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
-}
 
 static struct bo make_bo(int fd, uint32_t size)
 {
@@ -105,7 +98,7 @@ int main(void)
 
 	memset(output.map, UNTOUCHED, M * N * 4);
 	CHECK(submit(fd, &task, 1, in, 3, out) == 0, "SUBMIT failed");
-	CHECK(prep(fd, &output, now_ns() + 10000000000) == 0, "PREP_BO after a good job");
+	CHECK(prep(fd, &output, npu_monotonic_ns() + 10000000000) == 0, "PREP_BO after a good job");
 	for (unsigned i = 0; i < M * N; i++)
 		CHECK(((int32_t *)output.map)[i] == 2 * (int32_t)K, "C[%u] = %d", i, ((int32_t *)output.map)[i]);
 	struct drm_rocket_fini_bo fini = {.handle = output.create.handle};
@@ -118,12 +111,12 @@ int main(void)
 	uint32_t bad_in[] = {feature.create.handle, 999, regcmd.create.handle};
 	memset(output.map, UNTOUCHED, M * N * 4);
 	CHECK(submit(fd, &task, 1, bad_in, 3, out) == 0, "SUBMIT of a job with an unknown handle must return 0");
-	CHECK(prep(fd, &output, now_ns() + 10000000000) == 0 && output.map[0] == UNTOUCHED, "dropped job ran");
+	CHECK(prep(fd, &output, npu_monotonic_ns() + 10000000000) == 0 && output.map[0] == UNTOUCHED, "dropped job ran");
 
 	/* a stream the hardware would hang on: reset at the timeout, the output left as garbage */
 	words[1] = npu_regcmd_word(NPU_TARGET_CNA | NPU_TARGET_WRITE_BIT, 0x1234, 1);
 	CHECK(submit(fd, &task, 1, in, 3, out) == 0, "SUBMIT of a bad stream must return 0");
-	CHECK(prep(fd, &output, now_ns() + 10000000000) == 0, "PREP_BO after a reset job");
+	CHECK(prep(fd, &output, npu_monotonic_ns() + 10000000000) == 0, "PREP_BO after a reset job");
 	CHECK(output.map[0] == 0xa5 && output.map[M * N * 4 - 1] == 0xa5, "reset job left 0x%02x", output.map[0]);
 	CHECK_OK(npu_emit_gemm_task(&g, words));
 
@@ -141,14 +134,14 @@ int main(void)
 		many[i] = (struct drm_rocket_task){(uint32_t)big_regcmd.create.dma_address, NPU_TASK_WORDS};
 	uint32_t big_in[] = {big_feature.create.handle, big_weights.create.handle, big_regcmd.create.handle};
 	uint32_t big_out[] = {big_output.create.handle};
-	int64_t submitted = now_ns();
+	int64_t submitted = npu_monotonic_ns();
 	CHECK(submit(fd, many, 8, big_in, 3, big_out) == 0, "SUBMIT of a long job");
-	int busy = prep(fd, &big_output, now_ns() - 1), late = prep(fd, &big_output, now_ns() + 1000000);
+	int busy = prep(fd, &big_output, npu_monotonic_ns() - 1), late = prep(fd, &big_output, npu_monotonic_ns() + 1000000);
 	CHECK(busy == -EBUSY && late == -ETIMEDOUT, "PREP_BO on a running job: %d and %d, expected -EBUSY, -ETIMEDOUT",
 	      busy, late);
-	CHECK(prep(fd, &big_output, now_ns() + 600000000000) == 0, "PREP_BO within a long deadline");
-	CHECK(now_ns() - submitted >= 327760000, "the job ended %lld ns after SUBMIT, before its NPU time",
-	      (long long)(now_ns() - submitted));
+	CHECK(prep(fd, &big_output, npu_monotonic_ns() + 600000000000) == 0, "PREP_BO within a long deadline");
+	CHECK(npu_monotonic_ns() - submitted >= 327760000, "the job ended %lld ns after SUBMIT, before its NPU time",
+	      (long long)(npu_monotonic_ns() - submitted));
 
 	/* 4 GiB of NPU addresses per fd: three more 1 GiB BOs fit beside the first page, a fourth does not
 	 * (drm_mm finds no hole: -ENOSPC), and the other fd's window is untouched by it */

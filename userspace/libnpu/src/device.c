@@ -141,11 +141,16 @@ void npu_bo_destroy(struct npu_dev *dev, struct npu_bo *bo)
 	memset(bo, 0, sizeof *bo);
 }
 
-int npu_bo_cpu_begin(struct npu_dev *dev, const struct npu_bo *bo, int64_t timeout_ns)
+/* A BO the CPU is to take or give back: a lane of this device, a BO made by it. */
+static int check_cpu_access(const struct npu_dev *dev, const struct npu_bo *bo)
 {
 	int status = check_lane(dev, bo ? bo->lane : 0);
-	if (!status)
-		status = check_bo(dev, bo, bo ? bo->lane : 0, "BO");
+	return status ? status : check_bo(dev, bo, bo ? bo->lane : 0, "BO");
+}
+
+int npu_bo_cpu_begin(struct npu_dev *dev, const struct npu_bo *bo, int64_t timeout_ns)
+{
+	int status = check_cpu_access(dev, bo);
 	if (status)
 		return status;
 	if (timeout_ns < 0)
@@ -156,9 +161,7 @@ int npu_bo_cpu_begin(struct npu_dev *dev, const struct npu_bo *bo, int64_t timeo
 
 int npu_bo_cpu_end(struct npu_dev *dev, const struct npu_bo *bo)
 {
-	int status = check_lane(dev, bo ? bo->lane : 0);
-	if (!status)
-		status = check_bo(dev, bo, bo ? bo->lane : 0, "BO");
+	int status = check_cpu_access(dev, bo);
 	if (status)
 		return status;
 	return dev->ops->bo_cpu_end(dev, bo);

@@ -200,7 +200,8 @@ static int quantize_nonfinite_row(int8_t *q, float *scale, float absmax, unsigne
 	return 1;
 }
 
-static float row_scale(const float *row, unsigned cols, float *inverse)
+/* The row's largest magnitude (NaN if it holds one) and 127 / it for quantizing. */
+static float row_absmax(const float *row, unsigned cols, float *inverse)
 {
 	float absmax = 0.0f;
 	for (unsigned c = 0; c < cols; c++)
@@ -224,7 +225,7 @@ static void quantize_rows_i8_c(int8_t *q, float *scales, const float *x, unsigne
 {
 	for (unsigned m = 0; m < rows; m++) {
 		const float *row = x + (size_t)m * cols;
-		float inverse, absmax = row_scale(row, cols, &inverse);
+		float inverse, absmax = row_absmax(row, cols, &inverse);
 		if (quantize_nonfinite_row(q + (size_t)m * cols, &scales[m], absmax, cols))
 			continue;
 		scales[m] = absmax / 127.0f;
