@@ -165,7 +165,8 @@ def test_missing_cross_compiler_is_reported(tmp_path: Path) -> None:
 def test_patch_that_does_not_apply_names_the_patch_and_the_hunk(tmp_path: Path) -> None:
     inputs = tmp_path / "inputs"
     subprocess.run(["cp", "-r", str(REPO / "kernel"), str(inputs)], check=True)
-    # Hunk #2's leading context no longer matches the source (as after an upstream change there).
+    # rocket_drv.c's hunk #3 (runtime resume): its leading context no longer matches the source (as after an
+    # upstream change there).
     bad = (REPO / "kernel/patches" / CLOCK_PATCH).read_text().replace(
         " \t\treturn err;\n \t}\n \n+\t/*", " \t\treturn -EIO;\n \t}\n \n+\t/*")
     assert bad != (REPO / "kernel/patches" / CLOCK_PATCH).read_text()
@@ -174,8 +175,8 @@ def test_patch_that_does_not_apply_names_the_patch_and_the_hunk(tmp_path: Path) 
     result, _ = run_kernel_stage({**isolated_vars(tmp_path), "kernel_build_inputs_dir": str(inputs)})
     assert result.returncode != 0
     assert "patch 0002-broken.patch does not apply" in result.stdout
-    assert "drivers/accel/rocket/rocket_drv.c: hunk #2 FAILED" in result.stdout
-    assert "@@ -249,6 +254,21 @@" in result.stdout
+    assert "drivers/accel/rocket/rocket_drv.c: hunk #3 FAILED" in result.stdout
+    assert "@@ -249,7 +286,37 @@" in result.stdout
     assert not list((tmp_path / "work" / "trees").iterdir())  # no half-patched tree left behind
 
 
