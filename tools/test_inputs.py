@@ -11,6 +11,10 @@
   debian-armhf-kernel-image
                    Debian sid's 32-bit ARM kernel image (linux-binary-7.2.13+deb14-armmp): a real kernel
                    of the wrong architecture; prints its path.
+  teflon-runtime   Mesa's TFLite delegate with its rocket driver (Debian sid's mesa-teflon-delegate, arm64) in
+                   an arm64 root of Debian sid's C library and Python 3.13, with ai-edge-litert (TFLite's
+                   runtime) from PyPI, and Debian sid's static qemu-aarch64 (QEMU 11: bookworm's 7.2 gives
+                   TFLite's CPU kernels no arm64 /proc/cpuinfo and they crash); prints its folder.
   qwen2-gguf       a small qwen2-architecture GGUF (qwen2.5's architecture: GQA, q/k/v biases, untied
                    output) with seeded random weights, written with the gguf package from PyPI; prints its
                    path.
@@ -21,6 +25,8 @@ Everything lands under $ROSENBLATT_CACHE (default ~/.cache/rosenblatt); a second
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -150,6 +156,62 @@ def debian_kernel() -> Path:
     return dest
 
 
+# Mesa's Teflon delegate and what it runs in (teflon-runtime). The delegate's version is the peer we
+# compare with; the libraries below it are whatever Debian sid has, recorded in the manifest.
+TEFLON_PACKAGE = "mesa-teflon-delegate=26.2.6-1"
+TEFLON_ROOT_PACKAGES = ["libc6", "libgcc-s1", "libstdc++6", "libatomic1", "zlib1g", "libzstd1", "libexpat1",
+                        "libdrm2", "libdrm-common", "python3.13-minimal", "libpython3.13-minimal",
+                        "libpython3.13-stdlib", "libffi8", "libssl3t64", "libbz2-1.0", "liblzma5", "libmpdec4",
+                        "libuuid1", "libsqlite3-0", "libtinfo6", "libncursesw6", "libreadline8t64"]
+TEFLON_QEMU_PACKAGE = "qemu-user=1:11.1.3+ds-1"
+TEFLON_WHEELS = ["ai-edge-litert==2.3.0", "numpy==2.5.5", "flatbuffers==25.12.19", "backports.strenum==1.2.8",
+                 "tqdm==4.70.1", "typing-extensions==4.16.0"]
+
+
+def _sid_download(architecture: str, packages: list[str], folder: Path) -> list[Path]:
+    """Debian sid packages (name or name=version) for `architecture`, downloaded into folder (private apt config)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    options = apt_options(str(CACHE / "apt" / f"sid-{architecture}"), _debian_mirror(), "sid", architecture)
+    subprocess.run(["apt-get", *options, "-q", "update"], check=True, capture_output=True)
+    subprocess.run(["apt-get", *options, "-q", "download", *packages], check=True, capture_output=True, cwd=folder)
+    return sorted(folder.glob("*.deb"))
+
+
+def teflon_runtime() -> Path:
+    pins = " ".join([TEFLON_PACKAGE, TEFLON_QEMU_PACKAGE, *TEFLON_ROOT_PACKAGES, *TEFLON_WHEELS])
+    dest = CACHE / "teflon" / hashlib.sha256(pins.encode()).hexdigest()[:12]
+    if (dest / "manifest.json").exists():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".teflon-") as scratch:
+        work = Path(scratch)
+        root, site = work / "root", work / "root/site"
+        debs = _sid_download("arm64", [TEFLON_PACKAGE, *TEFLON_ROOT_PACKAGES], work / "arm64")
+        for deb in debs:
+            subprocess.run(["dpkg-deb", "--extract", str(deb), str(root)], check=True)
+        for merged in ("lib", "bin"):  # Debian's merged /usr, which its base-files package would set up
+            (root / merged).symlink_to(f"usr/{merged}")
+        [qemu] = _sid_download("amd64", [TEFLON_QEMU_PACKAGE], work / "amd64")
+        subprocess.run(["dpkg-deb", "--extract", str(qemu), str(work / "qemu")], check=True)
+        shutil.move(work / "qemu/usr/bin/qemu-aarch64", work / "qemu-aarch64")
+        wheels = work / "wheels"
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps",
+                        "--only-binary=:all:", "--platform", "manylinux_2_27_aarch64", "--python-version", "3.13",
+                        "--dest", str(wheels), *TEFLON_WHEELS], check=True)
+        for wheel in sorted(wheels.glob("*.whl")):
+            with zipfile.ZipFile(wheel) as archive:  # a wheel is installed by unpacking it
+                archive.extractall(site)
+        versions = {deb.name: sha256_of(str(deb)) for deb in [*debs, qemu]}
+        (work / "manifest.json").write_text(json.dumps({
+            "debs": versions, "wheels": sorted(wheel.name for wheel in wheels.glob("*.whl")),
+            "python": "usr/bin/python3.13", "site": "site", "teflon": "usr/lib/teflon/libteflon.so"}, indent=1))
+        for download in ("arm64", "amd64", "qemu", "wheels"):
+            shutil.rmtree(work / download)
+        work.rename(dest)
+        work.mkdir()  # for the TemporaryDirectory's clean-up
+    return dest
+
+
 # The small qwen2 model: 2 layers, hidden 256, 4 query heads and 2 KV heads of 64, FFN 768, a byte-level
 # vocabulary (the 256 GPT-2 byte tokens, a few merges, one control token). Q8_0 matrices, f32 norms/biases.
 QWEN2_NAME = "qwen2-tiny-q8_0.gguf"
@@ -243,7 +305,8 @@ def qwen2_gguf() -> Path:
 
 
 INPUTS = {"gemma-gguf": gemma_gguf, "qwen2-gguf": qwen2_gguf, "llama-cpp-sdist": llama_cpp_sdist,
-          "debian-kernel": debian_kernel, "debian-armhf-kernel-image": debian_armhf_kernel_image}
+          "debian-kernel": debian_kernel, "debian-armhf-kernel-image": debian_armhf_kernel_image,
+          "teflon-runtime": teflon_runtime}
 
 
 def main() -> int:

@@ -15,7 +15,9 @@
  * its outputs left as garbage, and a stream the model refuses is reset the same way (on hardware it
  * would hang until the timeout); ROCKET_EMU_FAULTS=reject@N,timeout@M drops or resets the Nth/Mth job.
  * DRM_IOCTL_VERSION's description says the device is emulated, so every report that names the driver
- * says so too.
+ * says so too. A dup() or F_DUPFD of the node's fd names the same DRM file, as in the kernel (Mesa
+ * duplicates the fd it opened and works on the copy), and a task may touch any BO of its file, as the
+ * IOMMU domain the kernel maps them into allows (Mesa lists neither its command nor its bias BOs).
  *
  * Why LD_PRELOAD and not CUSE: libnpu maps its BOs with mmap() on the device fd, which CUSE does not
  * support, and CUSE needs the cuse kernel module and root; a preloaded library needs neither and runs
@@ -44,7 +46,7 @@
 #define EMU_DEFAULT_CLOCK_HZ 200000000ull /* assigned-clock-rates of rk3588-base.dtsi */
 #define EMU_MMAP_OFFSET_START 0x10000000ull /* DRM_FILE_PAGE_OFFSET_START on 64-bit, in bytes */
 #define EMU_PAGE 4096u
-#define EMU_MAX_FILES 64u
+#define EMU_MAX_DESCRIPTORS 64u
 #define EMU_GARBAGE 0xa5u
 #define EMU_DRIVER_SYSFS "/sys/bus/platform/drivers/rocket"
 
@@ -68,7 +70,7 @@ struct emu_job {
 };
 
 struct emu_file {
-	int fd;
+	unsigned descriptors; /* open fds naming it: dup() gives the same DRM file, as in the kernel */
 	struct npu_space space;
 	pthread_rwlock_t space_lock; /* a running job reads the space; CREATE_BO and GEM_CLOSE change it */
 	struct emu_bo *bos;
@@ -83,8 +85,11 @@ struct emu_file {
 };
 
 static struct {
-	pthread_mutex_t lock; /* the file table and the job counter */
-	struct emu_file *files[EMU_MAX_FILES];
+	pthread_mutex_t lock; /* the descriptor table and the job counter */
+	struct {
+		int fd; /* a real memfd, so the number is not reused while it is open */
+		struct emu_file *file;
+	} descriptors[EMU_MAX_DESCRIPTORS];
 	unsigned jobs_submitted;
 	unsigned cores_free;
 	pthread_mutex_t core_lock;
@@ -95,7 +100,7 @@ static struct {
 	uint64_t clock_hz;
 	uint64_t cycle_budget;
 	unsigned reject_job, timeout_job;
-} emu = {PTHREAD_MUTEX_INITIALIZER, {0}, 0, EMU_CORES, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+} emu = {PTHREAD_MUTEX_INITIALIZER, {{0, NULL}}, 0, EMU_CORES, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
 	 "", "", 0, 0, 0, 0, 0};
 
 static int (*real_open)(const char *, int, ...);
@@ -105,6 +110,8 @@ static int (*real_ioctl)(int, unsigned long, ...);
 static void *(*real_mmap)(void *, size_t, int, int, int, off_t);
 static int (*real_access)(const char *, int);
 static DIR *(*real_opendir)(const char *);
+static int (*real_dup)(int);
+static int (*real_fcntl)(int, int, ...);
 
 /* The C library's own functions, looked up on first use: a library loaded before this one may call
  * mmap or open before any constructor here has run. */
@@ -117,6 +124,8 @@ static void find_real_functions(void)
 	real_mmap = (void *(*)(void *, size_t, int, int, int, off_t))dlsym(RTLD_NEXT, "mmap");
 	real_access = (int (*)(const char *, int))dlsym(RTLD_NEXT, "access");
 	real_opendir = (DIR * (*)(const char *)) dlsym(RTLD_NEXT, "opendir");
+	real_dup = (int (*)(int))dlsym(RTLD_NEXT, "dup");
+	real_fcntl = (int (*)(int, int, ...))dlsym(RTLD_NEXT, "fcntl");
 }
 
 static pthread_once_t real_functions_once = PTHREAD_ONCE_INIT;
@@ -201,11 +210,36 @@ static struct emu_file *file_of(int fd)
 {
 	pthread_mutex_lock(&emu.lock);
 	struct emu_file *found = NULL;
-	for (unsigned i = 0; i < EMU_MAX_FILES && !found; i++)
-		if (emu.files[i] && emu.files[i]->fd == fd)
-			found = emu.files[i];
+	for (unsigned i = 0; i < EMU_MAX_DESCRIPTORS && !found; i++)
+		if (emu.descriptors[i].file && emu.descriptors[i].fd == fd)
+			found = emu.descriptors[i].file;
 	pthread_mutex_unlock(&emu.lock);
 	return found;
+}
+
+/* Records fd as naming file; with emu.lock held. Returns 0, or -1 when the table is full. */
+static int add_descriptor(int fd, struct emu_file *file)
+{
+	for (unsigned i = 0; i < EMU_MAX_DESCRIPTORS; i++)
+		if (!emu.descriptors[i].file) {
+			emu.descriptors[i].fd = fd;
+			emu.descriptors[i].file = file;
+			file->descriptors++;
+			return 0;
+		}
+	return -1;
+}
+
+/* Forgets fd; with emu.lock held. Returns its file when fd was the last descriptor naming it. */
+static struct emu_file *remove_descriptor(int fd)
+{
+	for (unsigned i = 0; i < EMU_MAX_DESCRIPTORS; i++)
+		if (emu.descriptors[i].file && emu.descriptors[i].fd == fd) {
+			struct emu_file *file = emu.descriptors[i].file;
+			emu.descriptors[i].file = NULL;
+			return --file->descriptors ? NULL : file;
+		}
+	return NULL;
 }
 
 static struct emu_bo *bo_of(struct emu_file *file, uint32_t handle)
@@ -249,7 +283,7 @@ static void reset_outputs(struct emu_file *file, const struct emu_job *job)
 static int64_t run_job(struct emu_file *file, struct emu_job *job)
 {
 	struct npu_job npu_job = {job->tasks, job->in_handles, job->in_count, job->out_handles, job->out_count,
-				  emu.cycle_budget};
+				  emu.cycle_budget, 0};
 	unsigned tasks = job->sequence == emu.timeout_job ? job->task_count / 2 : job->task_count;
 	uint64_t cycles = 0;
 	pthread_rwlock_rdlock(&file->space_lock);
@@ -542,35 +576,50 @@ static int emu_open_file(void)
 		errno = ENOMEM;
 		return -1;
 	}
-	file->fd = fd;
 	file->next_offset = EMU_MMAP_OFFSET_START;
 	pthread_mutex_init(&file->lock, NULL);
 	pthread_rwlock_init(&file->space_lock, NULL);
 	pthread_cond_init(&file->changed, NULL);
 	pthread_mutex_lock(&emu.lock);
-	unsigned slot = 0;
-	while (slot < EMU_MAX_FILES && emu.files[slot])
-		slot++;
-	if (slot == EMU_MAX_FILES || pthread_create(&file->worker, NULL, worker, file)) {
+	if (add_descriptor(fd, file)) {
 		pthread_mutex_unlock(&emu.lock);
-		REAL(close)(fd);
-		free(file);
+		goto err_close;
+	}
+	if (pthread_create(&file->worker, NULL, worker, file)) {
+		remove_descriptor(fd);
+		pthread_mutex_unlock(&emu.lock);
+		goto err_close;
+	}
+	pthread_mutex_unlock(&emu.lock);
+	return fd;
+
+err_close:
+	REAL(close)(fd);
+	free(file);
+	errno = EMFILE;
+	return -1;
+}
+
+/* dup() and F_DUPFD of an emulated fd: a second descriptor of the same DRM file. */
+static int emu_dup(int fd, int duplicate)
+{
+	struct emu_file *file = file_of(fd);
+	if (!file || duplicate < 0)
+		return duplicate;
+	pthread_mutex_lock(&emu.lock);
+	int full = add_descriptor(duplicate, file);
+	pthread_mutex_unlock(&emu.lock);
+	if (full) {
+		REAL(close)(duplicate);
 		errno = EMFILE;
 		return -1;
 	}
-	emu.files[slot] = file;
-	pthread_mutex_unlock(&emu.lock);
-	return fd;
+	return duplicate;
 }
 
-/* Closing the fd lets its queued jobs finish, then frees its BOs; mappings stay valid until munmap. */
+/* Closing its last fd lets the file's queued jobs finish, then frees its BOs; mappings stay valid until munmap. */
 static void emu_close_file(struct emu_file *file)
 {
-	pthread_mutex_lock(&emu.lock);
-	for (unsigned i = 0; i < EMU_MAX_FILES; i++)
-		if (emu.files[i] == file)
-			emu.files[i] = NULL;
-	pthread_mutex_unlock(&emu.lock);
 	pthread_mutex_lock(&file->lock);
 	file->closing = 1;
 	pthread_cond_broadcast(&file->changed);
@@ -585,7 +634,6 @@ static void emu_close_file(struct emu_file *file)
 	pthread_cond_destroy(&file->changed);
 	pthread_mutex_destroy(&file->lock);
 	pthread_rwlock_destroy(&file->space_lock);
-	REAL(close)(file->fd);
 	free(file);
 }
 
@@ -636,11 +684,39 @@ int openat64(int directory, const char *path, int flags, ...)
 
 int close(int fd)
 {
-	struct emu_file *file = file_of(fd);
-	if (!file)
-		return REAL(close)(fd);
-	emu_close_file(file);
-	return 0;
+	pthread_mutex_lock(&emu.lock);
+	struct emu_file *last = remove_descriptor(fd);
+	pthread_mutex_unlock(&emu.lock);
+	if (last)
+		emu_close_file(last);
+	return REAL(close)(fd);
+}
+
+int dup(int fd)
+{
+	return emu_dup(fd, REAL(dup)(fd));
+}
+
+/* The argument is an int or a pointer, as the command says: a pointer-sized read carries both. */
+#define FCNTL_BODY(fd, command)                                                                      \
+	do {                                                                                         \
+		va_list args_;                                                                       \
+		va_start(args_, command);                                                            \
+		void *argument_ = va_arg(args_, void *);                                             \
+		va_end(args_);                                                                       \
+		int result_ = REAL(fcntl)(fd, command, argument_);                                   \
+		return command == F_DUPFD || command == F_DUPFD_CLOEXEC ? emu_dup(fd, result_) : result_; \
+	} while (0)
+
+int fcntl(int fd, int command, ...)
+{
+	FCNTL_BODY(fd, command);
+}
+
+/* glibc 2.28's name for fcntl with 64-bit offsets, which programs built since then call (Mesa does). */
+int fcntl64(int fd, int command, ...)
+{
+	FCNTL_BODY(fd, command);
 }
 
 int ioctl(int fd, unsigned long request, ...)

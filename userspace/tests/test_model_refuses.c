@@ -89,7 +89,7 @@ static void check_cbuf_limits(void)
 	 * size (544 * 32 bytes < 32 KiB), which the builder used to write, gives 1. */
 	struct npu_task_geometry grouped = {NPU_INT8, 544, 32, 32, 544, 544, 0, 0x100000, 0x200000};
 	expect_stream_refused(grouped, REG_CNA_CBUF_CON0, CNA_CBUF_CON0(11, 1), "544 rows of DATA_ENTRIES 1");
-	expect_stream_refused(grouped, REG_CNA_CBUF_CON0, CNA_CBUF_CON0(10, 3) | 0x100, "reuse bits");
+	expect_stream_refused(grouped, REG_CNA_CBUF_CON0, CNA_CBUF_CON0(10, 3) | 0x100, "no bits but WEIGHT_REUSE");
 	expect_stream_refused(grouped, REG_CNA_CBUF_CON1, 2, "DATA_ENTRIES = 1");
 	/* FEATURE_GRAINS beyond the 545 a peer ran at int8, or with a kernel group */
 	expect_stream_refused(grouped, REG_CNA_CONV_CON2, CNA_CONV_CON2_FEATURE_GRAINS(546), "FEATURE_GRAINS 546");
@@ -101,7 +101,7 @@ static void check_cbuf_limits(void)
 	struct npu_task_geometry wide = {NPU_INT8, 4, 32, 2048, 4, 4, 0, 0x100000, 0x200000};
 	expect_stream_refused(wide, REG_CNA_CBUF_CON0, CNA_CBUF_CON0(1, 11), "WEIGHT_BANK = 1 holds 32768");
 	expect_stream_refused(wide, REG_DPU_LUT_ACCESS_CFG + 8, 1, "DPU_LUT_CFG");
-	expect_stream_refused(wide, REG_CNA_DATA_SIZE0, (1u << 16) | 0x804, "11-bit height");
+	expect_stream_refused(wide, REG_CNA_DATA_SIZE0, (1u << 16) | 0x804, "11-bit fields");
 }
 
 int main(void)
@@ -155,11 +155,27 @@ int main(void)
 	expect_refusal(&f, w, NPU_TASK_WORDS, 1, "never writes CNA_PAD_CON1");
 
 	memcpy(w, f.words, sizeof w);
-	w[NPU_TASK_WORDS - 1] = npu_regcmd_word(NPU_TARGET_OP_ENABLE, REG_PC_OPERATION_ENABLE, 0x1d);
+	w[NPU_TASK_WORDS - 1] = npu_regcmd_word(NPU_TARGET_OP_ENABLE, REG_PC_OPERATION_ENABLE, 0x7f); /* PPU too */
 	expect_refusal(&f, w, NPU_TASK_WORDS, 1, "op_en");
 
+	memcpy(w, f.words, sizeof w); /* DPU_RDMA started, its registers never written */
+	w[NPU_TASK_WORDS - 1] = npu_regcmd_word(NPU_TARGET_OP_ENABLE, REG_PC_OPERATION_ENABLE, 0x1d);
+	expect_refusal(&f, w, NPU_TASK_WORDS, 1, "never writes DPU_RDMA_S_POINTER");
+
+	memcpy(w, f.words, sizeof w); /* weights kept from a task that did not run */
+	set_value(w, REG_CNA_CBUF_CON0, (uint32_t)(w[find(w, REG_CNA_CBUF_CON0)] >> 16) | CNA_CBUF_CON0_WEIGHT_REUSE);
+	expect_refusal(&f, w, NPU_TASK_WORDS, 1, "WEIGHT_REUSE");
+
+	memcpy(w, f.words, sizeof w);
+	set_value(w, REG_CNA_PAD_CON0, 1u << 4); /* a column of padding for a 1x1 kernel */
+	expect_refusal(&f, w, NPU_TASK_WORDS, 1, "CNA_PAD_CON0");
+
+	memcpy(w, f.words, sizeof w);
+	set_value(w, REG_DPU_DATA_CUBE_CHANNEL, ((N - 1u) << 16) | (N + 31u)); /* a kernel group more than written */
+	expect_refusal(&f, w, NPU_TASK_WORDS, 1, "DPU_DATA_CUBE_CHANNEL");
+
 	expect_refusal(&f, f.words, NPU_TASK_WORDS - 1, 1, "odd");
-	expect_refusal(&f, f.words, NPU_TASK_WORDS - 2, 1, "needs 108");
+	expect_refusal(&f, f.words, NPU_TASK_WORDS - 2, 1, "tail word 0");
 	memcpy(w, f.words, sizeof w);
 	w[NPU_TASK_WORDS - 2] = 0; /* marker missing before op_en */
 	expect_refusal(&f, w, NPU_TASK_WORDS, 1, "0x0041 marker");

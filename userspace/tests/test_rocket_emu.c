@@ -157,6 +157,28 @@ int main(void)
 	CHECK(after.create.dma_address < (UINT64_C(1) << 30), "fd's own window moved to 0x%llx",
 	      (unsigned long long)after.create.dma_address);
 
+	/* the kernel maps every BO of the file into its IOMMU domain and uses the job's lists only for
+	 * fencing: a job that does not list its command BO (as Mesa submits) runs */
+	uint32_t unlisted_in[] = {feature.create.handle, weights.create.handle};
+	memset(output.map, UNTOUCHED, M * N * 4);
+	CHECK(submit(fd, &task, 1, unlisted_in, 2, out) == 0, "SUBMIT without the command BO listed");
+	CHECK(prep(fd, &output, npu_monotonic_ns() + 10000000000) == 0 && ((int32_t *)output.map)[0] == 2 * (int32_t)K,
+	      "a job reading an unlisted BO of its fd computed C[0] = %d", ((int32_t *)output.map)[0]);
+
+	/* a duplicated fd names the same DRM file (Mesa works on a dup of the fd it opened): its BOs are the
+	 * file's, and closing the copy closes nothing */
+	int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	CHECK(copy >= 0 && copy != fd, "F_DUPFD_CLOEXEC: %s", strerror(errno));
+	check_version(copy);
+	struct bo shared = make_bo(copy, 4096);
+	struct drm_rocket_fini_bo shared_fini = {.handle = shared.create.handle};
+	CHECK(ioctl(fd, DRM_IOCTL_ROCKET_FINI_BO, &shared_fini) == 0, "a BO made on the copy is unknown to the original");
+	close(copy);
+	CHECK(ioctl(fd, DRM_IOCTL_ROCKET_FINI_BO, &shared_fini) == 0, "closing the copy closed the file");
+	int second = dup(fd);
+	CHECK(second >= 0 && ioctl(second, DRM_IOCTL_ROCKET_FINI_BO, &shared_fini) == 0, "dup() of the device fd");
+	close(second);
+
 	/* GEM_CLOSE: the handle and its mmap offset are gone */
 	struct drm_gem_close gem_close = {.handle = weights.create.handle};
 	CHECK(ioctl(fd, DRM_IOCTL_GEM_CLOSE, &gem_close) == 0, "GEM_CLOSE");

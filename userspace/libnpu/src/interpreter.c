@@ -2,11 +2,14 @@
 /*
  * The NPU interpreter behind the software model and the emulated rocket device: an NPU address space
  * of BOs (one per fd, 4 GiB, placed as the kernel's drm_mm places them), and jobs run by interpreting
- * each task's register-command stream the way the PC block fetches it. It knows the registers of the
- * 1x1-convolution GEMM subset (CNA, CORE, DPU; docs/npu-registers.md), checks the hardware's limits
- * from the values it reads, and refuses anything else with NPU_ERR_REFUSED and a message naming the
- * word, register and value, rather than guessing. A task may only read BOs listed as job inputs or
- * outputs and only write job outputs (the driver's implicit fencing covers exactly those).
+ * each task's register-command stream the way the PC block fetches it. It knows the registers of a
+ * direct convolution (CNA, CORE, DPU, and DPU_RDMA for the DPU's bias read; docs/npu-registers.md):
+ * libnpu's GEMM (1x1 kernels over a W=1 map, raw int32/fp32 out) and Mesa's quantized int8
+ * convolutions (kernels, strides, padding, bias, requantization to int8). It checks the hardware's
+ * limits from the values it reads and refuses anything else with NPU_ERR_REFUSED and a message naming
+ * the word, register and value, rather than guessing. With npu_job.only_listed_bos a task may only
+ * read BOs listed as job inputs or outputs and only write job outputs (libnpu's own rule); without
+ * it any BO of the fd, as the hardware's IOMMU domain allows.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,11 +102,11 @@ static int resolve(const struct job_view *view, uint64_t address, uint64_t lengt
 			return npu_fail(NPU_ERR_REFUSED, "model: %s [0x%llx, +%llu) runs past the end of its BO "
 					"(0x%llx, %u bytes)", what, (unsigned long long)address,
 					(unsigned long long)length, (unsigned long long)bo->address, bo->size);
-		int is_out = listed(job->out_handles, job->out_count, bo->handle);
-		if (write && !is_out)
+		int may_write = !job->only_listed_bos || listed(job->out_handles, job->out_count, bo->handle);
+		if (write && !may_write)
 			return npu_fail(NPU_ERR_REFUSED, "model: %s at 0x%llx writes a BO not listed as a job output",
 					what, (unsigned long long)address);
-		if (!write && !is_out && !listed(job->in_handles, job->in_count, bo->handle))
+		if (!write && !may_write && !listed(job->in_handles, job->in_count, bo->handle))
 			return npu_fail(NPU_ERR_REFUSED, "model: %s at 0x%llx reads a BO not listed as a job input",
 					what, (unsigned long long)address);
 		*pointer = bo->memory + (address - bo->address);
@@ -113,8 +116,8 @@ static int resolve(const struct job_view *view, uint64_t address, uint64_t lengt
 			(unsigned long long)address);
 }
 
-/* The registers a GEMM task writes; each task must write every one of them (no state is assumed
- * to survive from an earlier task). */
+/* The registers every task writes (no state is assumed to survive from an earlier task): the CNA, CORE
+ * and DPU registers of a direct convolution, which both peers write in full. */
 static const struct {
 	uint16_t reg;
 	const char *name;
@@ -166,14 +169,27 @@ static const struct {
 	{0x410c, "DPU_LUT_INFO"}, {0x4110, "DPU_LUT_LE_START"}, {0x4114, "DPU_LUT_LE_END"},
 	{0x4118, "DPU_LUT_LO_START"}, {0x411c, "DPU_LUT_LO_END"}, {0x4120, "DPU_LUT_LE_SLOPE_SCALE"},
 	{0x4124, "DPU_LUT_LE_SLOPE_SHIFT"}, {0x4128, "DPU_LUT_LO_SLOPE_SCALE"}, {0x412c, "DPU_LUT_LO_SLOPE_SHIFT"},
+	/* DPU_RDMA: written (all of them) only by streams whose op_en starts it, to read per-channel biases */
+	{REG_DPU_RDMA_S_POINTER, "DPU_RDMA_S_POINTER"}, {REG_DPU_RDMA_CUBE_WIDTH, "DPU_RDMA_DATA_CUBE_WIDTH"},
+	{REG_DPU_RDMA_CUBE_HEIGHT, "DPU_RDMA_DATA_CUBE_HEIGHT"}, {REG_DPU_RDMA_CUBE_CHANNEL, "DPU_RDMA_DATA_CUBE_CHANNEL"},
+	{REG_DPU_RDMA_SRC_BASE_ADDR, "DPU_RDMA_SRC_BASE_ADDR"}, {REG_DPU_RDMA_BRDMA_CFG, "DPU_RDMA_BRDMA_CFG"},
+	{REG_DPU_RDMA_BS_BASE_ADDR, "DPU_RDMA_BS_BASE_ADDR"}, {REG_DPU_RDMA_NRDMA_CFG, "DPU_RDMA_NRDMA_CFG"},
+	{REG_DPU_RDMA_BN_BASE_ADDR, "DPU_RDMA_BN_BASE_ADDR"}, {REG_DPU_RDMA_ERDMA_CFG, "DPU_RDMA_ERDMA_CFG"},
+	{REG_DPU_RDMA_EW_BASE_ADDR, "DPU_RDMA_EW_BASE_ADDR"}, {REG_DPU_RDMA_EW_SURF_STRIDE, "DPU_RDMA_EW_SURF_STRIDE"},
+	{REG_DPU_RDMA_FEATURE_MODE_CFG, "DPU_RDMA_FEATURE_MODE_CFG"}, {REG_DPU_RDMA_SRC_DMA_CFG, "DPU_RDMA_SRC_DMA_CFG"},
+	{REG_DPU_RDMA_SURF_NOTCH, "DPU_RDMA_SURF_NOTCH"}, {REG_DPU_RDMA_PAD_CFG, "DPU_RDMA_PAD_CFG"},
+	{REG_DPU_RDMA_WEIGHT, "DPU_RDMA_WEIGHT"}, {REG_DPU_RDMA_EW_SURF_NOTCH, "DPU_RDMA_EW_SURF_NOTCH"},
 };
 
 #define KNOWN_COUNT (sizeof known_registers / sizeof known_registers[0])
-#define REGISTER_SPACE 0x5000u
+#define REGISTER_SPACE 0x6000u
+#define IS_RDMA_REGISTER(reg) ((reg) >> 12 == 5)
+#define NPU_UNDEFINED_BYTE 0xa5 /* written where the hardware's result is not known */
 
 struct register_file {
 	uint32_t value[REGISTER_SPACE / 4];
 	uint8_t written[REGISTER_SPACE / 4];
+	uint32_t op_enable; /* the units the op_en word starts */
 };
 
 static int known_index(uint16_t reg)
@@ -191,15 +207,45 @@ static const char *block_name(unsigned block)
 	return names[block & 15];
 }
 
+/* The tail both peers end a stream with: 0, or the next stream's PC_BASE_ADDRESS (Mesa chains the tasks
+ * of an operation so), then PC_REGISTER_AMOUNTS, the 0x0041 marker the TRM asks for, then op_en starting
+ * CNA, CORE and DPU, and DPU_RDMA when the DPU reads an operand (Mesa's 0x1d; mtx512's and our GEMM's
+ * 0x0d). The chain is not followed: rocket starts every task itself with TASK_NUMBER 1
+ * (rocket_job.c), so the PC stops at the end of each stream whatever its tail points at. */
+static int check_tail(const uint64_t *tail, unsigned task, uint32_t *op_enable)
+{
+	uint16_t pc_write = NPU_TARGET_PC | NPU_TARGET_WRITE_BIT;
+	if (tail[0] != 0 && (tail[0] >> 48 != pc_write || (uint16_t)tail[0] != REG_PC_BASE_ADDRESS))
+		return npu_fail(NPU_ERR_REFUSED, "model: task %u: tail word 0 is 0x%016llx; expected 0 or a "
+				"PC_BASE_ADDRESS write", task, (unsigned long long)tail[0]);
+	if (tail[1] >> 48 != pc_write || (uint16_t)tail[1] != REG_PC_REGISTER_AMOUNTS)
+		return npu_fail(NPU_ERR_REFUSED, "model: task %u: tail word 1 is 0x%016llx, expected a "
+				"PC_REGISTER_AMOUNTS write", task, (unsigned long long)tail[1]);
+	if (tail[2] != npu_regcmd_word(NPU_TARGET_TAIL_MARKER, 0, 0))
+		return npu_fail(NPU_ERR_REFUSED, "model: task %u: tail word 2 is 0x%016llx, expected the 0x0041 marker",
+				task, (unsigned long long)tail[2]);
+	for (unsigned units = NPU_OPEN_GEMM; units <= (NPU_OPEN_GEMM | NPU_OPEN_DPU_RDMA); units += NPU_OPEN_DPU_RDMA)
+		if (tail[3] == npu_regcmd_word(NPU_TARGET_OP_ENABLE, REG_PC_OPERATION_ENABLE, units)) {
+			*op_enable = units;
+			return NPU_OK;
+		}
+	return npu_fail(NPU_ERR_REFUSED, "model: task %u: last word is 0x%016llx; the model runs only op_en with "
+			"CNA|CORE|DPU (0x%x), optionally with DPU_RDMA (0x%x)", task, (unsigned long long)tail[3],
+			NPU_OPEN_GEMM, NPU_OPEN_GEMM | NPU_OPEN_DPU_RDMA);
+}
+
 static int decode(const uint64_t *words, uint32_t count, unsigned task, struct register_file *file)
 {
 	if (count % 2)
 		return npu_fail(NPU_ERR_REFUSED, "model: task %u regcmd_count %u is odd; the PC fetches 128-bit pairs "
 				"((count + 1) / 2 - 1 amounts) and would run one word past the stream", task, count);
-	if (count < 4 + KNOWN_COUNT)
-		return npu_fail(NPU_ERR_REFUSED, "model: task %u has %u regcmd words; a GEMM task needs %u", task, count,
-				(unsigned)(4 + KNOWN_COUNT));
+	if (count < 4)
+		return npu_fail(NPU_ERR_REFUSED, "model: task %u has %u regcmd words, fewer than its tail", task, count);
 	memset(file, 0, sizeof *file);
+	int status = check_tail(words + count - 4, task, &file->op_enable);
+	if (status)
+		return status;
+	int rdma = (file->op_enable & NPU_OPEN_DPU_RDMA) != 0;
 	for (uint32_t i = 0; i + 4 < count; i++) {
 		uint64_t word = words[i];
 		uint16_t target = (uint16_t)(word >> 48);
@@ -209,11 +255,12 @@ static int decode(const uint64_t *words, uint32_t count, unsigned task, struct r
 		if (word == 0)
 			return npu_fail(NPU_ERR_REFUSED, "model: task %u word %u is an empty word inside the stream", task, i);
 		int index = known_index(reg);
-		if (index < 0)
+		if (index < 0 || (IS_RDMA_REGISTER(reg) && !rdma))
 			return npu_fail(NPU_ERR_REFUSED, "model: task %u word %u writes register 0x%04x (%s block) = 0x%08x, "
-					"which the model does not model", task, i, reg, block_name(block), value);
+					"which the model does not model%s", task, i, reg, block_name(block), value,
+					index < 0 ? "" : " in a stream whose op_en does not start DPU_RDMA");
 		static const uint16_t expected_target[8] = {0, NPU_TARGET_CNA, 0, NPU_TARGET_CORE, NPU_TARGET_DPU,
-							     0, 0, 0};
+							     NPU_TARGET_DPU_RDMA, 0, 0};
 		uint16_t expected = (uint16_t)(expected_target[block & 7] | NPU_TARGET_WRITE_BIT);
 		if (target != expected)
 			return npu_fail(NPU_ERR_REFUSED, "model: task %u word %u writes %s with target 0x%04x; the %s block "
@@ -222,21 +269,8 @@ static int decode(const uint64_t *words, uint32_t count, unsigned task, struct r
 		file->value[reg / 4] = value;
 		file->written[reg / 4] = 1;
 	}
-	const uint64_t *tail = words + count - 4;
-	if (tail[0] != 0)
-		return npu_fail(NPU_ERR_REFUSED, "model: task %u: tail word 0 is 0x%016llx; only single tasks (0, no "
-				"PC_BASE_ADDRESS chaining) are modelled", task, (unsigned long long)tail[0]);
-	if (tail[1] != npu_regcmd_word(NPU_TARGET_PC | NPU_TARGET_WRITE_BIT, REG_PC_REGISTER_AMOUNTS, 0))
-		return npu_fail(NPU_ERR_REFUSED, "model: task %u: tail word 1 is 0x%016llx, expected PC_REGISTER_AMOUNTS "
-				"= 0", task, (unsigned long long)tail[1]);
-	if (tail[2] != npu_regcmd_word(NPU_TARGET_TAIL_MARKER, 0, 0))
-		return npu_fail(NPU_ERR_REFUSED, "model: task %u: tail word 2 is 0x%016llx, expected the 0x0041 marker",
-				task, (unsigned long long)tail[2]);
-	if (tail[3] != npu_regcmd_word(NPU_TARGET_OP_ENABLE, REG_PC_OPERATION_ENABLE, NPU_OPEN_GEMM))
-		return npu_fail(NPU_ERR_REFUSED, "model: task %u: last word is 0x%016llx; the model runs only op_en "
-				"with CNA|CORE|DPU (value 0x%x)", task, (unsigned long long)tail[3], NPU_OPEN_GEMM);
 	for (unsigned i = 0; i < KNOWN_COUNT; i++)
-		if (!file->written[known_registers[i].reg / 4])
+		if (!file->written[known_registers[i].reg / 4] && (rdma || !IS_RDMA_REGISTER(known_registers[i].reg)))
 			return npu_fail(NPU_ERR_REFUSED, "model: task %u never writes %s; every task must set it", task,
 					known_registers[i].name);
 	return NPU_OK;
@@ -258,21 +292,39 @@ static int expect(const struct register_file *file, uint16_t offset, uint32_t wa
 			known_registers[known_index(offset)].name, value, wanted, meaning);
 }
 
-struct gemm_task {
+/*
+ * One direct convolution as the registers describe it (docs/npu-registers.md). A GEMM is the case
+ * W = 1, 1x1 kernels, stride 1, no padding, raw int32/fp32 output; Mesa's quantized convolutions add
+ * kernels, strides, padding and the DPU's bias add and output conversion to int8.
+ */
+struct conv_task {
 	enum npu_precision precision;
-	unsigned mt, kt, nt, bpe, group, c2;
+	unsigned bpe, c2;		 /* input bytes per element, channels per 16-byte atom */
+	unsigned kernel_group;		 /* kernels per weight group: 32 int8, 16 fp16 */
+	unsigned in_w, in_h, channels;	 /* channels as stored, a multiple of c2 */
+	unsigned kernel_w, kernel_h, kernels, stride_x, stride_y, pad_left, pad_top;
+	unsigned out_w, out_h, out_channels; /* out_channels >= kernels */
+	uint32_t pad_bits;		 /* the value padded positions read, in the input's format */
 	uint32_t feature_address, weight_address, output_address;
-	uint32_t feature_surface, output_surface;
+	uint32_t line_bytes, feature_surface, output_surface;
+	int requantize;			 /* 1: int32 + bias, x OUT_CVT_SCALE >> OUT_CVT_SHIFT + offset, int8 out */
+	unsigned out_bpe;		 /* 4 (int32 or fp32) or 1 (int8) */
+	uint32_t bias_address;
+	int32_t weight_offset;		 /* DPU_BS_OW_OP, added to every stored weight */
+	int32_t cvt_offset;
+	uint32_t cvt_scale, cvt_shift;
+	uint32_t weight_bytes, weight_reuse;
 };
 
-static const struct {
+/* A register whose value selects a mode, the one value the model implements, and what it means. */
+struct register_mode {
 	uint16_t reg;
 	uint32_t value;
 	const char *meaning;
-} fixed_modes[] = {
+};
+
+static const struct register_mode fixed_modes[] = {
 	{REG_DPU_S_POINTER, DPU_S_POINTER_PP, "ping-pong pointer mode"},
-	{REG_CNA_CONV_CON3, CNA_CONV_CON3_STRIDE_1X1, "stride 1, single-core NN mode, no dilation"},
-	{REG_CNA_DATA_SIZE2, 1, "output width 1"},
 	{REG_CNA_CVT_CON0, CNA_CVT_CON0_SIGNED_BYPASS, "signed input, conversion bypassed"},
 	{REG_CNA_CVT_CON1, CNA_CVT_SCALE_ONE, "scale 1"},
 	{REG_CNA_CVT_CON2, CNA_CVT_SCALE_ONE, "scale 1"},
@@ -282,23 +334,17 @@ static const struct {
 	{REG_CNA_FC_CON0, 0, "no FC mode"},
 	{REG_CNA_FC_CON1, 0, "no FC mode"},
 	{REG_CNA_FC_CON2, 0, "no weight offset"},
-	{REG_CNA_PAD_CON0, 0, "no padding"},
-	{REG_CNA_PAD_CON1, 0, "pad value 0"},
 	{REG_CNA_DMA_CON0, CNA_DMA_CON0_BURST16, "burst 16"},
-	{REG_CNA_DMA_CON1, 4, "line stride of a W=1 feature map"},
 	{REG_CNA_DCOMP_CTRL, 0, "no weight decompression"},
 	{REG_CNA_DCOMP_REGNUM, 0, "no weight decompression"},
 	{REG_CORE_CLIP_TRUNCATE, 0, "no truncation"},
 	{REG_CORE_UNDOCUMENTED_3030, 0, "as Mesa and [X] write it"},
 	{REG_DPU_FEATURE_MODE_CFG, DPU_FEATURE_MODE_CFG_TO_MEMORY, "output to memory, burst 16"},
 	{REG_DPU_OFFSET_PEND, 0, "no offset"},
-	{REG_DPU_DATA_CUBE_WIDTH, 0, "width 1"},
 	{REG_DPU_DATA_CUBE_NOTCH_ADDR, 0, "no notch"},
-	{REG_DPU_BS_CFG, DPU_BYPASS_ALL_BS_BN, "BS bypassed"},
-	{REG_DPU_BS_ALU_CFG, 0, "BS bypassed"},
-	{REG_DPU_BS_MUL_CFG, 0, "BS bypassed"},
-	{REG_DPU_BS_RELUX_CMP_VALUE, 0, "BS bypassed"},
-	{REG_DPU_BS_OW_OP, 0, "no weight offset"},
+	{REG_DPU_BS_ALU_CFG, 0, "no ALU constant"},
+	{REG_DPU_BS_MUL_CFG, 0, "BS multiplier bypassed"},
+	{REG_DPU_BS_RELUX_CMP_VALUE, 0, "BS ReLU bypassed"},
 	{REG_DPU_BN_CFG, DPU_BYPASS_ALL_BS_BN, "BN bypassed"},
 	{REG_DPU_BN_ALU_CFG, 0, "BN bypassed"},
 	{REG_DPU_BN_MUL_CFG, 0, "BN bypassed"},
@@ -307,49 +353,43 @@ static const struct {
 	{REG_DPU_EW_CVT_OFFSET_VALUE, 0, "EW bypassed"},
 	{REG_DPU_EW_CVT_SCALE_VALUE, 1, "EW bypassed"},
 	{REG_DPU_EW_RELUX_CMP_VALUE, 0, "EW bypassed"},
-	{REG_DPU_OUT_CVT_OFFSET, 0, "no output conversion"},
-	{REG_DPU_OUT_CVT_SCALE, 1, "no output conversion"},
-	{REG_DPU_OUT_CVT_SHIFT, 0, "no output conversion"},
 	{REG_DPU_UNDOCUMENTED_40C4, 0, "as Mesa writes it"},
 };
 
-static int check_modes(const struct register_file *f, unsigned task, struct gemm_task *g)
-{
-	uint32_t con1 = reg(f, REG_CNA_CONV_CON1);
-	if (con1 == 0)
-		g->precision = NPU_INT8;
-	else if (con1 == (CNA_CONV_CON1_PROC_PRECISION(NPU_PREC_FP16) | CNA_CONV_CON1_IN_PRECISION(NPU_PREC_FP16)))
-		g->precision = NPU_FP16;
-	else
-		return npu_fail(NPU_ERR_REFUSED, "model: task %u: CNA_CONV_CON1 = 0x%08x; only direct convolution with "
-				"int8 (0x0) or fp16 (0x120) input is modelled", task, con1);
-	int fp16 = g->precision == NPU_FP16;
-	unsigned in_prec = fp16 ? NPU_PREC_FP16 : NPU_PREC_INT8;
-	unsigned out_prec = fp16 ? NPU_PREC_FP32 : NPU_PREC_INT32;
-	g->bpe = fp16 ? 2 : 1;
-	g->group = fp16 ? 16 : 32;
-	g->c2 = 16 / g->bpe;
-	unsigned size_e = g->group * 4 / 16 - 1;
-	int status = 0;
-#define EXPECT(offset, value, meaning)                                        \
-	do {                                                                  \
-		if ((status = expect(f, offset, value, task, meaning)) != 0) \
-			return status;                                        \
+/* The DPU_RDMA values of Mesa's convolution, the only DPU_RDMA use modelled: BRDMA reads one int32 bias
+ * per kernel from BS_BASE_ADDR; the feature (MRDMA) and element-wise (ERDMA) reads are off. */
+static const struct register_mode bias_read_modes[] = {
+	{REG_DPU_RDMA_S_POINTER, DPU_S_POINTER_PP, "ping-pong pointer mode"},
+	{REG_DPU_RDMA_SRC_BASE_ADDR, 0, "no element-wise operand"},
+	{REG_DPU_RDMA_BRDMA_CFG, DPU_RDMA_BRDMA_CFG_DATA_USE_ALU, "bias read for the BS ALU"},
+	{REG_DPU_RDMA_NRDMA_CFG, 0, "no BN operand"},
+	{REG_DPU_RDMA_BN_BASE_ADDR, 0, "no BN operand"},
+	{REG_DPU_RDMA_ERDMA_CFG, DPU_RDMA_ERDMA_CFG_DISABLE, "no element-wise operand"},
+	{REG_DPU_RDMA_EW_BASE_ADDR, 0, "no element-wise operand"},
+	{REG_DPU_RDMA_EW_SURF_STRIDE, 0, "no element-wise operand"},
+	{REG_DPU_RDMA_FEATURE_MODE_CFG, DPU_RDMA_FEATURE_MODE_CFG_BIAS_ONLY, "burst 15, MRDMA off"},
+	{REG_DPU_RDMA_SRC_DMA_CFG, 0, "as Mesa writes it"},
+	{REG_DPU_RDMA_SURF_NOTCH, 0, "no element-wise operand"},
+	{REG_DPU_RDMA_PAD_CFG, 0, "as Mesa writes it"},
+	{REG_DPU_RDMA_WEIGHT, DPU_RDMA_WEIGHT_ONES, "E/N/B/M weights 1"},
+	{REG_DPU_RDMA_EW_SURF_NOTCH, 0, "no element-wise operand"},
+};
+
+#define EXPECT(offset, value, meaning)                                                \
+	do {                                                                          \
+		int status_ = expect(f, offset, value, task, meaning);               \
+		if (status_)                                                          \
+			return status_;                                               \
 	} while (0)
-	for (unsigned i = 0; i < sizeof fixed_modes / sizeof fixed_modes[0]; i++)
-		EXPECT(fixed_modes[i].reg, fixed_modes[i].value, fixed_modes[i].meaning);
-	for (unsigned i = 0; i < 16; i++)
-		EXPECT((uint16_t)(REG_CNA_DCOMP_AMOUNT0 + 4 * i), 0, "no weight decompression");
-	for (unsigned i = 0; i < 8; i++)
-		EXPECT((uint16_t)(REG_DPU_EW_OP_VALUE_0 + 4 * i), 0, "EW bypassed");
-	for (unsigned i = 0; i < NPU_DPU_LUT_REGISTERS; i++)
-		EXPECT((uint16_t)(REG_DPU_LUT_ACCESS_CFG + 4 * i), 0, "no LUT (EW_CFG bypasses it)");
-	EXPECT(REG_CORE_MISC_CFG, fp16 ? CORE_MISC_CFG_PROC_PRECISION(NPU_PREC_FP16) | CORE_MISC_CFG_QD_EN : 0,
-	       fp16 ? "fp16 processing" : "int8 processing");
-	EXPECT(REG_DPU_DATA_FORMAT, DPU_DATA_FORMAT(out_prec, in_prec, in_prec),
-	       fp16 ? "fp16 in, fp32 out" : "int8 in, int32 out");
-	EXPECT(REG_DPU_BS_OW_CFG, DPU_BS_OW_CFG(size_e), "surfaces per kernel group, OD bypassed");
-#undef EXPECT
+
+static int expect_modes(const struct register_file *f, const struct register_mode *modes, unsigned count,
+			unsigned task)
+{
+	for (unsigned i = 0; i < count; i++) {
+		int status = expect(f, modes[i].reg, modes[i].value, task, modes[i].meaning);
+		if (status)
+			return status;
+	}
 	return NPU_OK;
 }
 
@@ -359,193 +399,413 @@ static int check_modes(const struct register_file *f, unsigned task, struct gemm
 			return npu_fail(NPU_ERR_REFUSED, __VA_ARGS__); \
 	} while (0)
 
+static int check_precision(const struct register_file *f, unsigned task, struct conv_task *c)
+{
+	uint32_t con1 = reg(f, REG_CNA_CONV_CON1);
+	if (con1 == 0)
+		c->precision = NPU_INT8;
+	else if (con1 == (CNA_CONV_CON1_PROC_PRECISION(NPU_PREC_FP16) | CNA_CONV_CON1_IN_PRECISION(NPU_PREC_FP16)))
+		c->precision = NPU_FP16;
+	else
+		return npu_fail(NPU_ERR_REFUSED, "model: task %u: CNA_CONV_CON1 = 0x%08x; only direct convolution with "
+				"int8 (0x0) or fp16 (0x120) input is modelled", task, con1);
+	int fp16 = c->precision == NPU_FP16;
+	c->bpe = fp16 ? 2 : 1;
+	c->kernel_group = fp16 ? 16 : 32;
+	c->c2 = 16 / c->bpe;
+	int status = expect_modes(f, fixed_modes, sizeof fixed_modes / sizeof fixed_modes[0], task);
+	if (status)
+		return status;
+	for (unsigned i = 0; i < 16; i++)
+		EXPECT((uint16_t)(REG_CNA_DCOMP_AMOUNT0 + 4 * i), 0, "no weight decompression");
+	for (unsigned i = 0; i < 8; i++)
+		EXPECT((uint16_t)(REG_DPU_EW_OP_VALUE_0 + 4 * i), 0, "EW bypassed");
+	for (unsigned i = 0; i < NPU_DPU_LUT_REGISTERS; i++)
+		EXPECT((uint16_t)(REG_DPU_LUT_ACCESS_CFG + 4 * i), 0, "no LUT (EW_CFG bypasses it)");
+	return NPU_OK;
+}
+
 /*
- * What the CNA buffers, from the values it reads (docs/npu-registers.md, "CBUF"): a row takes
- * DATA_ENTRIES 64-byte units, rounded up to whole 128-byte entries (256 per bank); every row of the
- * task must fit the DATA_BANK banks, as both peers arrange (Mesa splits tasks, mtx512 refuses). Weights
- * must fit the WEIGHT_BANK banks, one kernel at most one bank; mtx512 ran larger weights in one task,
- * so this holds streams to what both peers' resident-weight path does, not to a known hardware limit.
+ * The DPU path: raw accumulators (int32 for int8, fp32 for fp16: the GEMM the peers ran), or Mesa's
+ * requantization of int8 convolutions: the BS ALU adds one int32 bias per kernel that DPU_RDMA reads,
+ * BS_OW_OP is added to every weight (Mesa stores w - 0x80 and writes 0x80 - zero point, rkt_coefs.c),
+ * and OUT_CVT multiplies by a 16-bit scale, shifts right, adds an offset and saturates to int8
+ * (rkt_regcmd.c; docs/npu-registers.md says what is derived).
+ */
+static int check_dpu(const struct register_file *f, unsigned task, struct conv_task *c)
+{
+	int fp16 = c->precision == NPU_FP16;
+	unsigned in_prec = fp16 ? NPU_PREC_FP16 : NPU_PREC_INT8;
+	c->requantize = (f->op_enable & NPU_OPEN_DPU_RDMA) != 0;
+	REFUSE_IF(c->requantize && fp16, "model: task %u: op_en starts DPU_RDMA in an fp16 stream; only int8 "
+		  "requantization reads a DPU operand in this model", task);
+	if (!c->requantize) {
+		c->out_bpe = 4;
+		EXPECT(REG_CORE_MISC_CFG, fp16 ? CORE_MISC_CFG_PROC_PRECISION(NPU_PREC_FP16) | CORE_MISC_CFG_QD_EN : 0,
+		       fp16 ? "fp16 processing" : "int8 processing");
+		EXPECT(REG_DPU_DATA_FORMAT, DPU_DATA_FORMAT(fp16 ? NPU_PREC_FP32 : NPU_PREC_INT32, in_prec, in_prec),
+		       fp16 ? "fp16 in, fp32 out" : "int8 in, int32 out");
+		EXPECT(REG_DPU_BS_CFG, DPU_BYPASS_ALL_BS_BN, "BS bypassed");
+		EXPECT(REG_DPU_BS_OW_OP, 0, "no weight offset");
+		EXPECT(REG_DPU_OUT_CVT_OFFSET, 0, "no output conversion");
+		EXPECT(REG_DPU_OUT_CVT_SCALE, 1, "no output conversion");
+		EXPECT(REG_DPU_OUT_CVT_SHIFT, 0, "no output conversion");
+	} else {
+		c->out_bpe = 1;
+		EXPECT(REG_CORE_MISC_CFG, CORE_MISC_CFG_QD_EN, "int8 processing with requantization (Mesa)");
+		EXPECT(REG_DPU_DATA_FORMAT, DPU_DATA_FORMAT(NPU_PREC_INT8, NPU_PREC_INT8, NPU_PREC_INT8), "int8 out");
+		EXPECT(REG_DPU_BS_CFG, DPU_BS_CFG_ADD_BIAS, "BS ALU adds the BRDMA operand; multiplier and ReLU bypassed");
+		int status = expect_modes(f, bias_read_modes, sizeof bias_read_modes / sizeof bias_read_modes[0], task);
+		if (status)
+			return status;
+		c->bias_address = reg(f, REG_DPU_RDMA_BS_BASE_ADDR);
+		c->weight_offset = (int16_t)(reg(f, REG_DPU_BS_OW_OP) & 0xffffu);
+		REFUSE_IF(reg(f, REG_DPU_RDMA_CUBE_WIDTH) != c->out_w - 1 || reg(f, REG_DPU_RDMA_CUBE_HEIGHT) != c->out_h - 1 ||
+			  reg(f, REG_DPU_RDMA_CUBE_CHANNEL) != c->out_channels - 1,
+			  "model: task %u: DPU_RDMA cube sizes disagree with %u x %u outputs of %u channels", task, c->out_w,
+			  c->out_h, c->out_channels);
+		REFUSE_IF(reg(f, REG_DPU_BS_OW_OP) >> 16, "model: task %u: DPU_BS_OW_OP = 0x%08x sets bits above OW_OP[15:0]",
+			  task, reg(f, REG_DPU_BS_OW_OP));
+		c->cvt_offset = (int32_t)reg(f, REG_DPU_OUT_CVT_OFFSET);
+		c->cvt_scale = reg(f, REG_DPU_OUT_CVT_SCALE);
+		c->cvt_shift = reg(f, REG_DPU_OUT_CVT_SHIFT);
+		REFUSE_IF(c->cvt_scale >> 16 || c->cvt_shift >> 12 || c->cvt_shift == 0 || c->cvt_shift > 62,
+			  "model: task %u: DPU_OUT_CVT_SCALE/SHIFT = 0x%08x/0x%08x; only a 16-bit scale and a right shift "
+			  "of 1..62 (no FP32TOFP16, CVT_TYPE, CVT_ROUND or MINUS_EXP) are modelled", task, c->cvt_scale,
+			  c->cvt_shift);
+	}
+	unsigned surfaces = c->kernel_group * c->out_bpe / 16; /* 16-byte output surfaces one kernel group fills */
+	EXPECT(REG_DPU_BS_OW_CFG, c->requantize ? DPU_BS_OW_CFG_OD(surfaces - 1) : DPU_BS_OW_CFG(surfaces - 1),
+	       "surfaces per kernel group");
+	c->output_surface = reg(f, REG_DPU_DST_SURF_STRIDE);
+	REFUSE_IF(c->output_surface % 16 || c->output_surface < c->out_w * c->out_h * 16u ||
+		  reg(f, REG_DPU_SURFACE_ADD) != c->output_surface * surfaces,
+		  "model: task %u: DPU_DST_SURF_STRIDE = 0x%x / SURFACE_ADD = 0x%x: expected a 16-byte multiple >= %u "
+		  "atoms and SURFACE_ADD = %u x stride", task, c->output_surface, reg(f, REG_DPU_SURFACE_ADD),
+		  c->out_w * c->out_h, surfaces);
+	return NPU_OK;
+}
+
+/*
+ * What the CNA buffers, from the values it reads (docs/npu-registers.md, "CBUF"): a row of the input
+ * takes DATA_ENTRIES 64-byte units, rounded up to whole 128-byte entries (256 per bank); every row of
+ * the task must fit the DATA_BANK banks, as both peers arrange (Mesa splits tasks, mtx512 refuses).
+ * Weights must fit the WEIGHT_BANK banks, one kernel at most one bank; mtx512 ran larger weights in
+ * one task, so this holds streams to what both peers' resident-weight path does, not to a known
+ * hardware limit. WEIGHT_REUSE keeps the previous task's weights (Mesa, tasks after the first).
  * FEATURE_GRAINS stays within what a peer ran on an RK3588.
  */
-static int check_cbuf(const struct register_file *f, unsigned task, const struct gemm_task *g)
+static int check_cbuf(const struct register_file *f, unsigned task, struct conv_task *c)
 {
 	uint32_t con2 = reg(f, REG_CNA_CONV_CON2), cbuf = reg(f, REG_CNA_CBUF_CON0);
-	uint32_t entries = reg(f, REG_CNA_CBUF_CON1), row_bytes = g->kt * g->bpe;
-	uint32_t per_kernel = reg(f, REG_CNA_WEIGHT_SIZE1), weight_bytes = reg(f, REG_CNA_WEIGHT_SIZE0);
-	unsigned grains = (con2 >> 4) & 0x3ffu, grains_max = npu_task_max_rows(g->precision) + 1;
+	uint32_t entries = reg(f, REG_CNA_CBUF_CON1), row_bytes = c->in_w * c->channels * c->bpe;
+	uint32_t per_kernel = reg(f, REG_CNA_WEIGHT_SIZE1);
+	unsigned grains = (con2 >> 4) & 0x3ffu, grains_max = npu_task_max_rows(c->precision) + 1;
 	unsigned data_banks = cbuf & 0xfu, weight_banks = (cbuf >> 4) & 0xfu;
 	REFUSE_IF(con2 & ~(0x3ffu << 4) || grains == 0 || grains > grains_max,
 		  "model: task %u: CNA_CONV_CON2 = 0x%08x: FEATURE_GRAINS %u, KERNEL_GROUP %u; a peer ran FEATURE_GRAINS "
 		  "1..%u at %s on hardware, KERNEL_GROUP 0", task, con2, grains, con2 >> 16, grains_max,
-		  g->precision == NPU_FP16 ? "fp16" : "int8");
-	REFUSE_IF(entries != (row_bytes + 63) / 64, "model: task %u: CNA_CBUF_CON1 = %u: a row of %u channels x %u "
-		  "bytes takes DATA_ENTRIES = %u 64-byte units", task, entries, g->kt, g->bpe, (row_bytes + 63) / 64);
-	REFUSE_IF(cbuf & ~0xffu || data_banks == 0 || weight_banks == 0 || data_banks + weight_banks > NPU_CBUF_BANKS,
+		  c->precision == NPU_FP16 ? "fp16" : "int8");
+	REFUSE_IF(entries != (row_bytes + 63) / 64, "model: task %u: CNA_CBUF_CON1 = %u: a row of %u x %u channels x "
+		  "%u bytes takes DATA_ENTRIES = %u 64-byte units", task, entries, c->in_w, c->channels, c->bpe,
+		  (row_bytes + 63) / 64);
+	c->weight_reuse = cbuf & CNA_CBUF_CON0_WEIGHT_REUSE;
+	REFUSE_IF(cbuf & ~(0xffu | CNA_CBUF_CON0_WEIGHT_REUSE) || data_banks == 0 || weight_banks == 0 ||
+		  data_banks + weight_banks > NPU_CBUF_BANKS,
 		  "model: task %u: CNA_CBUF_CON0 = 0x%08x: DATA_BANK %u + WEIGHT_BANK %u must each be >= 1 and share "
-		  "the %u banks (no reuse bits)", task, cbuf, data_banks, weight_banks, NPU_CBUF_BANKS);
+		  "the %u banks (no bits but WEIGHT_REUSE)", task, cbuf, data_banks, weight_banks, NPU_CBUF_BANKS);
 	unsigned row_entries = (entries * 64 + NPU_CBUF_ENTRY_BYTES - 1) / NPU_CBUF_ENTRY_BYTES;
-	REFUSE_IF((uint64_t)g->mt * row_entries > (uint64_t)data_banks * NPU_CBUF_ENTRIES_PER_BANK,
+	REFUSE_IF((uint64_t)c->in_h * row_entries > (uint64_t)data_banks * NPU_CBUF_ENTRIES_PER_BANK,
 		  "model: task %u: CNA_CBUF_CON0 DATA_BANK = %u holds %u entries of %u bytes; %u rows of DATA_ENTRIES %u "
 		  "(%u entries each) need %u", task, data_banks, data_banks * NPU_CBUF_ENTRIES_PER_BANK,
-		  NPU_CBUF_ENTRY_BYTES, g->mt, entries, row_entries, g->mt * row_entries);
-	REFUSE_IF(per_kernel > NPU_CBUF_BANK_BYTES || (uint64_t)weight_bytes > (uint64_t)weight_banks * NPU_CBUF_BANK_BYTES,
+		  NPU_CBUF_ENTRY_BYTES, c->in_h, entries, row_entries, c->in_h * row_entries);
+	REFUSE_IF(per_kernel > NPU_CBUF_BANK_BYTES || (uint64_t)c->weight_bytes > (uint64_t)weight_banks * NPU_CBUF_BANK_BYTES,
 		  "model: task %u: CNA_WEIGHT_SIZE0/1 = %u/%u bytes: CBUF_CON0 WEIGHT_BANK = %u holds %u bytes, and a "
-		  "kernel must fit one %u-byte bank", task, weight_bytes, per_kernel, weight_banks,
+		  "kernel must fit one %u-byte bank", task, c->weight_bytes, per_kernel, weight_banks,
 		  weight_banks * NPU_CBUF_BANK_BYTES, NPU_CBUF_BANK_BYTES);
 	return NPU_OK;
 }
 
-static int check_geometry(const struct register_file *f, unsigned task, struct gemm_task *g)
+/* Input cube, kernels, stride and padding (CNA), and the output cube (CNA, CORE, DPU must agree). */
+static int check_convolution(const struct register_file *f, unsigned task, struct conv_task *c)
 {
 	uint32_t size0 = reg(f, REG_CNA_DATA_SIZE0), size1 = reg(f, REG_CNA_DATA_SIZE1);
-	g->mt = size0 & 0x7ffu;
-	g->kt = size1 & 0xffffu;
-	REFUSE_IF(size0 >> 16 != 1 || g->mt == 0, "model: task %u: CNA_DATA_SIZE0 = 0x%08x; only width 1 and "
-		  "height >= 1 are modelled", task, size0);
-	REFUSE_IF(g->kt == 0 || g->kt % 32 || (size1 >> 16) != g->kt - 1, "model: task %u: CNA_DATA_SIZE1 = 0x%08x; "
-		  "channels must be a multiple of 32 with CHANNEL_REAL = channels - 1", task, size1);
-	REFUSE_IF(size0 & 0xf800u, "model: task %u: CNA_DATA_SIZE0 = 0x%08x sets bits above the 11-bit height", task,
-		  size0);
-	REFUSE_IF(reg(f, REG_CNA_DATA_SIZE3) != g->mt, "model: task %u: CNA_DATA_SIZE3 = %u, expected %u atomics",
-		  task, reg(f, REG_CNA_DATA_SIZE3), g->mt);
-	REFUSE_IF(reg(f, REG_CNA_FC_DATA_SIZE0) != ((1u << 16) | g->mt) || reg(f, REG_CNA_FC_DATA_SIZE1) != g->kt,
+	c->in_w = (size0 >> 16) & 0x7ffu;
+	c->in_h = size0 & 0x7ffu;
+	c->channels = size1 & 0xffffu;
+	REFUSE_IF(size0 & 0xf800f800u || c->in_w == 0 || c->in_h == 0, "model: task %u: CNA_DATA_SIZE0 = 0x%08x: width "
+		  "and height must be 1..2047 (11-bit fields)", task, size0);
+	REFUSE_IF(c->channels == 0 || c->channels % c->c2 || (size1 >> 16) >= c->channels, "model: task %u: "
+		  "CNA_DATA_SIZE1 = 0x%08x; channels must be a multiple of %u (one 16-byte atom) with CHANNEL_REAL < "
+		  "channels", task, size1, c->c2);
+	uint32_t con3 = reg(f, REG_CNA_CONV_CON3), pad0 = reg(f, REG_CNA_PAD_CON0);
+	c->stride_x = con3 & 7u;
+	c->stride_y = (con3 >> 3) & 7u;
+	REFUSE_IF(con3 & ~0x3fu || c->stride_x == 0 || c->stride_y == 0, "model: task %u: CNA_CONV_CON3 = 0x%08x; only "
+		  "strides 1..7 on one core (no NN_MODE, no dilation) are modelled", task, con3);
+	uint32_t wsize2 = reg(f, REG_CNA_WEIGHT_SIZE2);
+	c->kernel_w = (wsize2 >> 24) & 0x1fu;
+	c->kernel_h = (wsize2 >> 16) & 0x1fu;
+	c->kernels = wsize2 & 0x3fffu;
+	REFUSE_IF(wsize2 & 0xe0e0c000u || c->kernel_w == 0 || c->kernel_h == 0 || c->kernels == 0,
+		  "model: task %u: CNA_WEIGHT_SIZE2 = 0x%08x; kernels must be at least 1 x 1 and 1 of them", task, wsize2);
+	c->pad_left = (pad0 >> 4) & 0xfu;
+	c->pad_top = pad0 & 0xfu;
+	REFUSE_IF(pad0 & ~0xffu || c->pad_left >= c->kernel_w || c->pad_top >= c->kernel_h, "model: task %u: "
+		  "CNA_PAD_CON0 = 0x%08x: padding left %u / top %u must be smaller than the %u x %u kernel", task, pad0,
+		  c->pad_left, c->pad_top, c->kernel_w, c->kernel_h);
+	c->pad_bits = reg(f, REG_CNA_PAD_CON1);
+	uint32_t per_kernel = c->kernel_w * c->kernel_h * c->channels * c->bpe;
+	c->weight_bytes = per_kernel * c->kernels;
+	REFUSE_IF(reg(f, REG_CNA_WEIGHT_SIZE1) != per_kernel || reg(f, REG_CNA_WEIGHT_SIZE0) != c->weight_bytes,
+		  "model: task %u: CNA_WEIGHT_SIZE0/1 = %u/%u, expected %u/%u bytes", task,
+		  reg(f, REG_CNA_WEIGHT_SIZE0), reg(f, REG_CNA_WEIGHT_SIZE1), c->weight_bytes, per_kernel);
+	uint32_t out0 = reg(f, REG_CORE_DATAOUT_SIZE_0);
+	c->out_w = (out0 & 0xffffu) + 1;
+	c->out_h = (out0 >> 16) + 1;
+	/* Output positions may read at most kernel - 1 padded columns/rows past the input's end. */
+	REFUSE_IF((c->out_w - 1) * c->stride_x + c->kernel_w > c->in_w + c->pad_left + c->kernel_w - 1 ||
+		  (c->out_h - 1) * c->stride_y + c->kernel_h > c->in_h + c->pad_top + c->kernel_h - 1,
+		  "model: task %u: CORE_DATAOUT_SIZE_0 = 0x%08x: %u x %u outputs of a %u x %u kernel at stride %u x %u "
+		  "read beyond the %u x %u input and its padding", task, out0, c->out_w, c->out_h, c->kernel_w,
+		  c->kernel_h, c->stride_x, c->stride_y, c->in_w, c->in_h);
+	REFUSE_IF(reg(f, REG_CNA_DATA_SIZE2) != c->out_w || reg(f, REG_CNA_DATA_SIZE3) != c->out_w * c->out_h,
+		  "model: task %u: CNA_DATA_SIZE2/3 = %u/%u, expected output width %u and %u atomics", task,
+		  reg(f, REG_CNA_DATA_SIZE2), reg(f, REG_CNA_DATA_SIZE3), c->out_w, c->out_w * c->out_h);
+	REFUSE_IF((reg(f, REG_CNA_FC_DATA_SIZE0) & 0x7ffu) != c->in_h || reg(f, REG_CNA_FC_DATA_SIZE0) >> 16 < c->in_w ||
+		  reg(f, REG_CNA_FC_DATA_SIZE1) != c->channels,
 		  "model: task %u: CNA_FC_DATA_SIZE0/1 = 0x%08x/0x%08x disagree with DATA_SIZE0/1", task,
 		  reg(f, REG_CNA_FC_DATA_SIZE0), reg(f, REG_CNA_FC_DATA_SIZE1));
-	uint32_t wsize2 = reg(f, REG_CNA_WEIGHT_SIZE2);
-	g->nt = wsize2 & 0x3fffu;
-	REFUSE_IF((wsize2 & ~0x3fffu) != ((1u << 24) | (1u << 16)) || g->nt == 0 || g->nt % g->group,
-		  "model: task %u: CNA_WEIGHT_SIZE2 = 0x%08x; only 1x1 kernels, a multiple of %u of them, are modelled",
-		  task, wsize2, g->group);
-	uint32_t weight_bytes = g->nt * g->kt * g->bpe;
-	REFUSE_IF(reg(f, REG_CNA_WEIGHT_SIZE1) != g->kt * g->bpe || reg(f, REG_CNA_WEIGHT_SIZE0) != weight_bytes,
-		  "model: task %u: CNA_WEIGHT_SIZE0/1 = %u/%u, expected %u/%u bytes", task,
-		  reg(f, REG_CNA_WEIGHT_SIZE0), reg(f, REG_CNA_WEIGHT_SIZE1), weight_bytes, g->kt * g->bpe);
-	int status = check_cbuf(f, task, g);
-	if (status)
-		return status;
-	/* SURF_STRIDE = LINE_STRIDE * (H / 4 - 1) with LINE_STRIDE 4: the surface is (field + 4) * 16 bytes. */
-	g->feature_surface = (reg(f, REG_CNA_DMA_CON2) + 4) * 16;
-	REFUSE_IF(reg(f, REG_CNA_DMA_CON2) & ~0x0fffffffu || g->feature_surface < g->mt * 16,
-		  "model: task %u: CNA_DMA_CON2 = 0x%08x gives %u-byte surfaces, smaller than the %u rows read", task,
-		  reg(f, REG_CNA_DMA_CON2), g->feature_surface, g->mt);
-	REFUSE_IF(reg(f, REG_CORE_DATAOUT_SIZE_0) != (g->mt - 1) << 16 || reg(f, REG_CORE_DATAOUT_SIZE_1) != g->nt - 1,
-		  "model: task %u: CORE_DATAOUT_SIZE_0/1 = 0x%08x/0x%08x disagree with %u rows x %u kernels", task,
-		  reg(f, REG_CORE_DATAOUT_SIZE_0), reg(f, REG_CORE_DATAOUT_SIZE_1), g->mt, g->nt);
-	REFUSE_IF(reg(f, REG_DPU_DATA_CUBE_HEIGHT) != g->mt - 1 ||
-		  reg(f, REG_DPU_DATA_CUBE_CHANNEL) != (((g->nt - 1) << 16) | (g->nt - 1)) ||
-		  reg(f, REG_DPU_WDMA_SIZE_0) != g->nt - 1 || reg(f, REG_DPU_WDMA_SIZE_1) != (g->mt - 1) << 16,
-		  "model: task %u: DPU cube/WDMA sizes disagree with %u rows x %u kernels", task, g->mt, g->nt);
-	g->output_surface = reg(f, REG_DPU_DST_SURF_STRIDE);
-	unsigned surfaces_per_group = g->group * 4 / 16;
-	REFUSE_IF(g->output_surface % 16 || g->output_surface < g->mt * 16 ||
-		  reg(f, REG_DPU_SURFACE_ADD) != g->output_surface * surfaces_per_group,
-		  "model: task %u: DPU_DST_SURF_STRIDE = 0x%x / SURFACE_ADD = 0x%x: expected a 16-byte multiple >= "
-		  "%u rows and SURFACE_ADD = %u x stride", task, g->output_surface, reg(f, REG_DPU_SURFACE_ADD), g->mt,
-		  surfaces_per_group);
-	g->feature_address = reg(f, REG_CNA_FEATURE_DATA_ADDR);
-	g->weight_address = reg(f, REG_CNA_DCOMP_ADDR0);
-	g->output_address = reg(f, REG_DPU_DST_BASE_ADDR);
-	REFUSE_IF(g->output_address % 16 || g->feature_address % 16, "model: task %u: feature 0x%x / output 0x%x "
-		  "not 16-byte aligned", task, g->feature_address, g->output_address);
+	/* The output cube may have more channels than kernels: Mesa rounds it up to the kernel group and
+	 * keeps the kernel count in ORIG_CHANNEL (rkt_regcmd.c); what lands in those channels is not known. */
+	uint32_t wdma1 = ((c->out_h - 1) << 16) | (c->out_w - 1);
+	uint32_t channel = reg(f, REG_DPU_DATA_CUBE_CHANNEL);
+	c->out_channels = (channel & 0x1fffu) + 1;
+	unsigned rounded = (c->kernels + c->kernel_group - 1) / c->kernel_group * c->kernel_group;
+	REFUSE_IF(channel & 0xe000e000u || c->out_channels < c->kernels || c->out_channels > rounded ||
+		  channel >> 16 != c->kernels - 1,
+		  "model: task %u: DPU_DATA_CUBE_CHANNEL = 0x%08x: ORIG_CHANNEL must be the %u kernels - 1 and CHANNEL "
+		  "the kernels or their count rounded up to %u, minus 1", task, channel, c->kernels, c->kernel_group);
+	REFUSE_IF(reg(f, REG_CORE_DATAOUT_SIZE_1) != c->out_channels - 1 || reg(f, REG_DPU_DATA_CUBE_WIDTH) != c->out_w - 1 ||
+		  reg(f, REG_DPU_DATA_CUBE_HEIGHT) != c->out_h - 1 || reg(f, REG_DPU_WDMA_SIZE_0) != c->out_channels - 1 ||
+		  reg(f, REG_DPU_WDMA_SIZE_1) != wdma1,
+		  "model: task %u: CORE_DATAOUT_SIZE_1 0x%x, DPU_DATA_CUBE_WIDTH/HEIGHT 0x%x/0x%x, DPU_WDMA_SIZE_0/1 "
+		  "0x%x/0x%x disagree with %u x %u outputs of %u channels", task, reg(f, REG_CORE_DATAOUT_SIZE_1),
+		  reg(f, REG_DPU_DATA_CUBE_WIDTH), reg(f, REG_DPU_DATA_CUBE_HEIGHT), reg(f, REG_DPU_WDMA_SIZE_0),
+		  reg(f, REG_DPU_WDMA_SIZE_1), c->out_w, c->out_h, c->out_channels);
+	/* LINE_STRIDE counts 4-byte words; SURF_STRIDE + LINE_STRIDE is a surface in 16-byte units. */
+	uint32_t line = reg(f, REG_CNA_DMA_CON1), surface = reg(f, REG_CNA_DMA_CON2);
+	c->line_bytes = line * 4;
+	c->feature_surface = (surface + line) * 16;
+	REFUSE_IF(line & ~0x0fffffffu || surface & ~0x0fffffffu || c->line_bytes < c->in_w * 16u ||
+		  c->feature_surface < c->line_bytes * c->in_h,
+		  "model: task %u: CNA_DMA_CON1/2 = 0x%08x/0x%08x give %u-byte lines and %u-byte surfaces, smaller than "
+		  "%u x %u atoms", task, line, surface, c->line_bytes, c->feature_surface, c->in_w, c->in_h);
+	c->feature_address = reg(f, REG_CNA_FEATURE_DATA_ADDR);
+	c->weight_address = reg(f, REG_CNA_DCOMP_ADDR0);
+	c->output_address = reg(f, REG_DPU_DST_BASE_ADDR);
+	REFUSE_IF(c->output_address % 16 || c->feature_address % 16, "model: task %u: feature 0x%x / output 0x%x "
+		  "not 16-byte aligned", task, c->feature_address, c->output_address);
 	return NPU_OK;
 }
 
-static int execute(const struct job_view *job, const struct gemm_task *g, unsigned task)
+#undef EXPECT
+
+/* Element index of (kernel n, channel k, kernel position s) in the weight layout both peers write
+ * (Mesa rkt_fill_weights, mtx512 weight_int8/weight_fp16): groups of kernel_group kernels, in each
+ * group channel blocks of 32 (the last block holds what is left), then positions, then kernels. */
+static size_t weight_element(const struct conv_task *c, unsigned n, unsigned k, unsigned s)
+{
+	unsigned positions = c->kernel_w * c->kernel_h, group = n / c->kernel_group;
+	unsigned in_group = c->kernels - group * c->kernel_group < c->kernel_group ? c->kernels - group * c->kernel_group
+										   : c->kernel_group;
+	unsigned block = k / 32, in_block = c->channels - block * 32 < 32 ? c->channels - block * 32 : 32;
+	return (size_t)group * c->kernel_group * c->channels * positions + (size_t)in_group * block * 32 * positions +
+	       ((size_t)s * in_group + n % c->kernel_group) * in_block + k % 32;
+}
+
+/* Row p of the im2col matrix (output position p, depth d = s x channels + k) and the kernels' rows in
+ * the same order, so the multiply is one dot product per (position, kernel) in channel order. */
+struct conv_operands {
+	void *a, *b; /* int8 a, int16 b (weights + BS_OW_OP) for int8; float both for fp16 */
+	unsigned depth;
+};
+
+static void gather_atom(const struct conv_task *c, const uint8_t *feature, unsigned x, unsigned y, unsigned atom,
+			uint8_t out[16])
+{
+	if (x < c->in_w && y < c->in_h) {
+		memcpy(out, feature + (size_t)atom * c->feature_surface + (size_t)y * c->line_bytes + x * 16u, 16);
+		return;
+	}
+	for (unsigned i = 0; i < 16; i += c->bpe) /* padding: the PAD_CON1 value in every element */
+		memcpy(out + i, &c->pad_bits, c->bpe);
+}
+
+static int gather(const struct conv_task *c, const uint8_t *feature, const uint8_t *weights, struct conv_operands *o)
+{
+	unsigned positions = c->kernel_w * c->kernel_h, pixels = c->out_w * c->out_h;
+	o->depth = positions * c->channels;
+	size_t a_count = (size_t)pixels * o->depth, b_count = (size_t)c->kernels * o->depth;
+	int fp16 = c->precision == NPU_FP16;
+	o->a = malloc(a_count * (fp16 ? sizeof(float) : 1));
+	o->b = malloc(b_count * (fp16 ? sizeof(float) : sizeof(int16_t)));
+	if (!o->a || !o->b) {
+		free(o->a), free(o->b);
+		return npu_fail(NPU_ERR_NOMEM, "model: out of memory");
+	}
+	for (unsigned p = 0; p < pixels; p++)
+		for (unsigned s = 0; s < positions; s++) {
+			/* unsigned wrap-around sends positions left of or above the input to the padding */
+			unsigned x = (p % c->out_w) * c->stride_x + s % c->kernel_w - c->pad_left;
+			unsigned y = (p / c->out_w) * c->stride_y + s / c->kernel_w - c->pad_top;
+			for (unsigned atom = 0; atom < c->channels / c->c2; atom++) {
+				uint8_t bytes[16];
+				gather_atom(c, feature, x, y, atom, bytes);
+				size_t at = (size_t)p * o->depth + (size_t)s * c->channels + atom * c->c2;
+				if (!fp16) {
+					memcpy((int8_t *)o->a + at, bytes, 16);
+					continue;
+				}
+				for (unsigned i = 0; i < 8; i++) {
+					uint16_t h;
+					memcpy(&h, bytes + 2 * i, 2);
+					((float *)o->a)[at + i] = npu_f32_from_fp16(h);
+				}
+			}
+		}
+	for (unsigned n = 0; n < c->kernels; n++)
+		for (unsigned s = 0; s < positions; s++)
+			for (unsigned k = 0; k < c->channels; k++) {
+				size_t at = (size_t)n * o->depth + (size_t)s * c->channels + k, e = weight_element(c, n, k, s);
+				if (fp16) {
+					uint16_t h;
+					memcpy(&h, weights + 2 * e, 2);
+					((float *)o->b)[at] = npu_f32_from_fp16(h);
+				} else {
+					((int16_t *)o->b)[at] = (int16_t)((int8_t)weights[e] + c->weight_offset);
+				}
+			}
+	return NPU_OK;
+}
+
+/* OUT_CVT of Mesa's requantization: (sum x scale) >> shift, rounded half up (the rounding is derived:
+ * docs/npu-registers.md), plus the offset, saturated to int8. */
+static int8_t requantize(const struct conv_task *c, int64_t sum)
+{
+	int64_t scaled = (sum * (int64_t)c->cvt_scale + ((int64_t)1 << (c->cvt_shift - 1))) >> c->cvt_shift;
+	scaled += c->cvt_offset;
+	return (int8_t)(scaled < -128 ? -128 : scaled > 127 ? 127 : scaled);
+}
+
+static int execute(const struct job_view *job, const struct conv_task *c, unsigned task)
 {
 	uint8_t *feature, *weights, *output;
-	uint64_t feature_span = (uint64_t)(g->kt / g->c2 - 1) * g->feature_surface + (uint64_t)g->mt * 16;
-	uint64_t output_span = (uint64_t)(g->nt / 4 - 1) * g->output_surface + (uint64_t)g->mt * 16;
+	const uint8_t *bias = NULL;
+	unsigned pixels = c->out_w * c->out_h, per_atom = 16 / c->out_bpe;
+	uint64_t feature_span = (uint64_t)(c->channels / c->c2 - 1) * c->feature_surface +
+				(uint64_t)(c->in_h - 1) * c->line_bytes + (uint64_t)c->in_w * 16;
+	uint64_t output_span = (uint64_t)((c->out_channels + per_atom - 1) / per_atom - 1) * c->output_surface +
+			       (uint64_t)pixels * 16;
 	char what[64];
 	int status;
 	snprintf(what, sizeof what, "task %u feature read", task);
-	if ((status = resolve(job, g->feature_address, feature_span, 0, what, &feature)))
+	if ((status = resolve(job, c->feature_address, feature_span, 0, what, &feature)))
 		return status;
 	snprintf(what, sizeof what, "task %u weight read", task);
-	if ((status = resolve(job, g->weight_address, (uint64_t)g->nt * g->kt * g->bpe, 0, what, &weights)))
+	if ((status = resolve(job, c->weight_address, c->weight_bytes, 0, what, &weights)))
 		return status;
 	snprintf(what, sizeof what, "task %u output write", task);
-	if ((status = resolve(job, g->output_address, output_span, 1, what, &output)))
+	if ((status = resolve(job, c->output_address, output_span, 1, what, &output)))
 		return status;
-
-	size_t a_count = (size_t)g->mt * g->kt, b_count = (size_t)g->nt * g->kt;
-	if (g->precision == NPU_INT8) {
-		int8_t *a = malloc(a_count), *b = malloc(b_count);
-		if (!a || !b) {
-			free(a), free(b);
-			return npu_fail(NPU_ERR_NOMEM, "model: out of memory");
-		}
-		for (unsigned m = 0; m < g->mt; m++)
-			for (unsigned k = 0; k < g->kt; k += 16)
-				memcpy(a + (size_t)m * g->kt + k, feature + (size_t)(k / 16) * g->feature_surface + m * 16u, 16);
-		for (unsigned n = 0; n < g->nt; n++)
-			for (unsigned k = 0; k < g->kt; k += 32)
-				memcpy(b + (size_t)n * g->kt + k, weights + npu_weight_index(n, k, g->kt, 32), 32);
-		for (unsigned m = 0; m < g->mt; m++) {
-			const int8_t *row = a + (size_t)m * g->kt;
-			for (unsigned n = 0; n < g->nt; n++) {
-				const int8_t *column = b + (size_t)n * g->kt;
-				int32_t sum = 0;
-				for (unsigned k = 0; k < g->kt; k++)
-					sum += (int32_t)row[k] * column[k];
-				memcpy(output + (size_t)(n / 4) * g->output_surface + m * 16u + (n % 4) * 4u, &sum, 4);
-			}
-		}
-		free(a), free(b);
-	} else {
-		float *a = malloc(a_count * sizeof *a), *b = malloc(b_count * sizeof *b);
-		if (!a || !b) {
-			free(a), free(b);
-			return npu_fail(NPU_ERR_NOMEM, "model: out of memory");
-		}
-		for (unsigned m = 0; m < g->mt; m++)
-			for (unsigned k = 0; k < g->kt; k++) {
-				uint16_t h;
-				memcpy(&h, feature + npu_feature_offset(m, k, g->feature_surface / 16, 8, 2), 2);
-				a[(size_t)m * g->kt + k] = npu_f32_from_fp16(h);
-			}
-		for (unsigned n = 0; n < g->nt; n++)
-			for (unsigned k = 0; k < g->kt; k++) {
-				uint16_t h;
-				memcpy(&h, weights + 2 * npu_weight_index(n, k, g->kt, 16), 2);
-				b[(size_t)n * g->kt + k] = npu_f32_from_fp16(h);
-			}
-		/* fp16 products are exact in fp32; the sum is fp32 in channel order. The hardware's
-		 * accumulation order/width is not documented: tests use an error bound, not equality. */
-		for (unsigned m = 0; m < g->mt; m++) {
-			const float *row = a + (size_t)m * g->kt;
-			for (unsigned n = 0; n < g->nt; n++) {
-				const float *column = b + (size_t)n * g->kt;
-				float sum = 0.0f;
-				for (unsigned k = 0; k < g->kt; k++)
-					sum += row[k] * column[k];
-				memcpy(output + (size_t)(n / 4) * g->output_surface + m * 16u + (n % 4) * 4u, &sum, 4);
-			}
-		}
-		free(a), free(b);
+	if (c->requantize) {
+		uint8_t *bias_bytes;
+		snprintf(what, sizeof what, "task %u bias read", task);
+		if ((status = resolve(job, c->bias_address, (uint64_t)c->kernels * 4, 0, what, &bias_bytes)))
+			return status;
+		bias = bias_bytes;
 	}
+	struct conv_operands o;
+	if ((status = gather(c, feature, weights, &o)))
+		return status;
+	for (unsigned p = 0; p < pixels; p++)
+		for (unsigned n = c->kernels; n < c->out_channels; n++) /* no source says what these hold */
+			memset(output + (size_t)(n / per_atom) * c->output_surface + p * 16u + (n % per_atom) * c->out_bpe,
+			       NPU_UNDEFINED_BYTE, c->out_bpe);
+	for (unsigned p = 0; p < pixels; p++)
+		for (unsigned n = 0; n < c->kernels; n++) {
+			uint8_t *at = output + (size_t)(n / per_atom) * c->output_surface + p * 16u + (n % per_atom) * c->out_bpe;
+			if (c->precision == NPU_FP16) {
+				/* fp16 products are exact in fp32; the sum is fp32 in depth order. The hardware's
+				 * accumulation order/width is not documented: tests use an error bound, not equality. */
+				const float *row = (const float *)o.a + (size_t)p * o.depth;
+				const float *column = (const float *)o.b + (size_t)n * o.depth;
+				float sum = 0.0f;
+				for (unsigned d = 0; d < o.depth; d++)
+					sum += row[d] * column[d];
+				memcpy(at, &sum, 4);
+				continue;
+			}
+			const int8_t *row = (const int8_t *)o.a + (size_t)p * o.depth;
+			const int16_t *column = (const int16_t *)o.b + (size_t)n * o.depth;
+			int32_t sum = 0;
+			for (unsigned d = 0; d < o.depth; d++)
+				sum += (int32_t)row[d] * column[d];
+			if (!c->requantize) {
+				memcpy(at, &sum, 4);
+				continue;
+			}
+			int32_t bias_value;
+			memcpy(&bias_value, bias + 4u * n, 4);
+			int8_t value = requantize(c, (int64_t)sum + bias_value);
+			memcpy(at, &value, 1);
+		}
+	free(o.a), free(o.b);
 	return NPU_OK;
 }
 
 static int interpret(const uint64_t *words, uint32_t count, unsigned index, struct register_file *file,
-		     struct gemm_task *gemm)
+		     struct conv_task *conv)
 {
 	int status = decode(words, count, index, file);
 	if (!status)
-		status = check_modes(file, index, gemm);
+		status = check_precision(file, index, conv);
 	if (!status)
-		status = check_geometry(file, index, gemm);
+		status = check_convolution(file, index, conv);
+	if (!status)
+		status = check_dpu(file, index, conv);
+	if (!status)
+		status = check_cbuf(file, index, conv);
 	return status;
 }
 
 /* Cycles of one task at the MAC array's peak: 1024 int8 or 512 fp16 multiply-accumulates per cycle and core. */
-static uint64_t task_cycles(const struct gemm_task *g)
+static uint64_t task_cycles(const struct conv_task *c)
 {
-	return (uint64_t)g->mt * g->nt * g->kt / (g->precision == NPU_FP16 ? 512u : 1024u);
+	uint64_t macs = (uint64_t)c->out_w * c->out_h * c->kernels * c->kernel_w * c->kernel_h * c->channels;
+	return macs / (c->precision == NPU_FP16 ? 512u : 1024u);
+}
+
+/* The weights the CBUF holds after a task: what a WEIGHT_REUSE task in the same job computes with. */
+struct cbuf_weights {
+	uint32_t address, bytes;
+	int valid;
+};
+
+static int check_reuse(const struct conv_task *c, unsigned index, struct cbuf_weights *held)
+{
+	if (c->weight_reuse && (!held->valid || held->address != c->weight_address || held->bytes != c->weight_bytes))
+		return npu_fail(NPU_ERR_REFUSED, "model: task %u: CNA_CBUF_CON0 sets WEIGHT_REUSE but the CBUF holds %s "
+				"(this task's weights: 0x%x, %u bytes)", index, held->valid ? "other weights" : "no weights "
+				"of this job", c->weight_address, c->weight_bytes);
+	*held = (struct cbuf_weights){c->weight_address, c->weight_bytes, 1};
+	return NPU_OK;
 }
 
 /* Interprets and runs one task, unless its cycles take the job past its budget (the driver resets a
  * job at its timeout): then NPU_ERR_TIMEOUT and nothing of it runs. *used counts the job's cycles. */
-static int run_task(const struct job_view *job, const struct npu_task *task, unsigned index, uint64_t *used)
+static int run_task(const struct job_view *job, const struct npu_task *task, unsigned index, uint64_t *used,
+		    struct cbuf_weights *held)
 {
 	uint8_t *stream;
 	char what[64];
@@ -563,17 +823,19 @@ static int run_task(const struct job_view *job, const struct npu_task *task, uns
 		return npu_fail(NPU_ERR_NOMEM, "model: out of memory");
 	}
 	memcpy(words, stream, (size_t)task->regcmd_count * 8); /* little-endian words, as the PC reads them */
-	struct gemm_task gemm = {0};
-	status = interpret(words, task->regcmd_count, index, file, &gemm);
+	struct conv_task conv = {0};
+	status = interpret(words, task->regcmd_count, index, file, &conv);
+	if (!status)
+		status = check_reuse(&conv, index, held);
 	if (!status) {
-		uint64_t cycles = task_cycles(&gemm) + 1, budget = job->job->cycle_budget;
+		uint64_t cycles = task_cycles(&conv) + 1, budget = job->job->cycle_budget;
 		if (budget && *used + cycles > budget)
 			status = npu_fail(NPU_ERR_TIMEOUT, "model: task %u passes the job's cycle budget", index);
 		else
 			*used += cycles;
 	}
 	if (!status)
-		status = execute(job, &gemm, index);
+		status = execute(job, &conv, index);
 	free(words), free(file);
 	return status;
 }
@@ -583,8 +845,8 @@ int npu_model_check_task(const uint64_t *words, uint32_t count)
 	struct register_file *file = malloc(sizeof *file);
 	if (!file)
 		return npu_fail(NPU_ERR_NOMEM, "model: out of memory");
-	struct gemm_task gemm = {0};
-	int status = interpret(words, count, 0, file, &gemm);
+	struct conv_task conv = {0};
+	int status = interpret(words, count, 0, file, &conv);
 	free(file);
 	return status;
 }
@@ -593,10 +855,11 @@ int npu_space_run_job(const struct npu_space *space, const struct npu_job *job, 
 		      uint64_t *cycles)
 {
 	struct job_view view = {space, job};
+	struct cbuf_weights held = {0, 0, 0};
 	uint64_t used = 0;
 	int status = NPU_OK;
 	for (unsigned i = 0; i < task_count && !status; i++)
-		status = run_task(&view, &job->tasks[i], i, &used);
+		status = run_task(&view, &job->tasks[i], i, &used, &held);
 	if (cycles)
 		*cycles = used;
 	return status;

@@ -81,7 +81,7 @@ static int model_submit(struct npu_dev *dev, unsigned lane_index, const struct n
 		in_handles[i] = in_bos[i]->handle;
 	for (unsigned i = 0; i < out_count; i++)
 		out_handles[i] = out_bos[i]->handle;
-	struct npu_job job = {tasks, in_handles, in_count, out_handles, out_count, 0};
+	struct npu_job job = {tasks, in_handles, in_count, out_handles, out_count, 0, 1};
 	int status = npu_space_run_job(&lane->space, &job, fault == NPU_FAULT_TIMEOUT ? task_count / 2 : task_count,
 				       NULL);
 	if (!status && fault == NPU_FAULT_TIMEOUT) /* reset mid-job: outputs hold whatever was in flight */

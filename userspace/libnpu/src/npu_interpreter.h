@@ -27,7 +27,7 @@ struct npu_space_bo *npu_space_find(struct npu_space *space, uint32_t handle);
 uint8_t *npu_space_remove(struct npu_space *space, uint32_t handle);
 void npu_space_release(struct npu_space *space);
 
-/* One job: tasks in order, and the BOs it may read (in) and write (out), by handle. */
+/* One job: tasks in order, and the BOs it lists as read (in) and written (out), by handle. */
 struct npu_job {
 	const struct npu_task *tasks;
 	const uint32_t *in_handles;
@@ -35,6 +35,10 @@ struct npu_job {
 	const uint32_t *out_handles;
 	unsigned out_count;
 	uint64_t cycle_budget; /* NPU cycles before the job's timeout (0: none); tasks past it do not run */
+	/* 1: the tasks may touch only the listed BOs: libnpu's own rule, checked by its model backend.
+	 * 0: any BO of the fd, as on the hardware: the kernel maps every BO of the file into its IOMMU
+	 * domain and uses the lists only for fencing (Mesa does not list its register-command BOs). */
+	int only_listed_bos;
 };
 
 /* Runs the job's first task_count tasks; NPU_ERR_REFUSED names the register, NPU_ERR_TIMEOUT says the

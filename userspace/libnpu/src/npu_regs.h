@@ -112,6 +112,25 @@
  * LUT_LE_SLOPE_SCALE/SHIFT, LUT_LO_SLOPE_SCALE/SHIFT: consecutive from 0x4100. */
 #define REG_DPU_LUT_ACCESS_CFG 0x4100u
 #define NPU_DPU_LUT_REGISTERS 12u
+/* DPU_RDMA: the DPU's operand reads (bias, batch-norm, element-wise), as Mesa's convolution writes them. */
+#define REG_DPU_RDMA_S_POINTER 0x5004u
+#define REG_DPU_RDMA_CUBE_WIDTH 0x500cu
+#define REG_DPU_RDMA_CUBE_HEIGHT 0x5010u
+#define REG_DPU_RDMA_CUBE_CHANNEL 0x5014u
+#define REG_DPU_RDMA_SRC_BASE_ADDR 0x5018u
+#define REG_DPU_RDMA_BRDMA_CFG 0x501cu
+#define REG_DPU_RDMA_BS_BASE_ADDR 0x5020u
+#define REG_DPU_RDMA_NRDMA_CFG 0x5028u
+#define REG_DPU_RDMA_BN_BASE_ADDR 0x502cu
+#define REG_DPU_RDMA_ERDMA_CFG 0x5034u
+#define REG_DPU_RDMA_EW_BASE_ADDR 0x5038u
+#define REG_DPU_RDMA_EW_SURF_STRIDE 0x5040u
+#define REG_DPU_RDMA_FEATURE_MODE_CFG 0x5044u
+#define REG_DPU_RDMA_SRC_DMA_CFG 0x5048u
+#define REG_DPU_RDMA_SURF_NOTCH 0x504cu
+#define REG_DPU_RDMA_PAD_CFG 0x5064u
+#define REG_DPU_RDMA_WEIGHT 0x5068u
+#define REG_DPU_RDMA_EW_SURF_NOTCH 0x506cu
 
 /* Precision codes (CNA/CORE/DPU PROC/IN_PRECISION; DPU OUT_PRECISION). */
 #define NPU_PREC_INT8 0u
@@ -137,5 +156,16 @@
 #define DPU_BS_OW_CFG(size_e) ((((unsigned)(size_e) & 7u) << 8) | (((unsigned)(size_e) & 7u) << 5) | \
                                (((unsigned)(size_e) & 7u) << 2) | (1u << 1))
 #define DPU_EW_CFG_BYPASS_ALL 0x383u /* RELU | OP_CVT | LUT bypass, OP_BYPASS, EW_BYPASS */
+#define CNA_CBUF_CON0_WEIGHT_REUSE (1u << 13)
+/* Mesa's requantized int8 convolution (rkt_regcmd.c): BS ALU_ALGO 2 (add) from ALU_SRC 1 (BRDMA), ReLU
+ * and multiplier bypassed; BS_OW_CFG with OD not bypassed; BRDMA DATA_USE 1; ERDMA off; RDMA burst 15
+ * with MRDMA off; E/N/B/M weights 1. */
+#define DPU_BS_CFG_ADD_BIAS ((2u << 16) | (1u << 8) | (1u << 6) | (1u << 4))
+#define DPU_BS_OW_CFG_OD(size_e) ((((unsigned)(size_e) & 7u) << 8) | (((unsigned)(size_e) & 7u) << 5) | \
+                                  (((unsigned)(size_e) & 7u) << 2))
+#define DPU_RDMA_BRDMA_CFG_DATA_USE_ALU (1u << 1)
+#define DPU_RDMA_ERDMA_CFG_DISABLE 1u
+#define DPU_RDMA_FEATURE_MODE_CFG_BIAS_ONLY ((15u << 11) | (1u << 4))
+#define DPU_RDMA_WEIGHT_ONES 0x01010101u
 
 #endif
