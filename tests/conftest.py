@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.rosenblatt.rknpu.plugins.module_utils.cache_root import cache_root
+
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 CLI = BIN / "rosenblatt"
-CACHE = Path(os.environ.get("ROSENBLATT_CACHE") or Path.home() / ".cache/rosenblatt")
+CACHE = cache_root()
 # The runtime stage built natively for the controller (x86_64 here): what the backend and verification
 # tests run; the programs they use.
 NATIVE_RUNTIME = {"runtime_build_mode": "native", "runtime_build_dir": str(CACHE / "runtime-x86"),

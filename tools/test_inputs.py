@@ -38,6 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "collections"))
 
 from ansible_collections.rosenblatt.rknpu.plugins.module_utils.artifact_manifest import sha256_of, write_manifest
+from ansible_collections.rosenblatt.rknpu.plugins.module_utils.cache_root import cache_root
 from ansible_collections.rosenblatt.rknpu.plugins.module_utils.kernel_source import apt_options
 from ansible_collections.rosenblatt.rknpu.plugins.module_utils.tested_sources import LLAMA_CPP_PYTHON_VERSION
 from ansible_collections.rosenblatt.rknpu.plugins.module_utils.verified_download import (
@@ -45,7 +46,7 @@ from ansible_collections.rosenblatt.rknpu.plugins.module_utils.verified_download
     fetch,
 )
 
-CACHE = Path(os.environ.get("ROSENBLATT_CACHE", Path.home() / ".cache/rosenblatt"))
+CACHE = cache_root()
 GEMMA_VERSION = "1.0.0"
 GEMMA_NAME = "gemma-3-270m-q4_k_m.gguf"
 GEMMA_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"

@@ -4,9 +4,11 @@ output on the real Q4_K_M model, RKNPU against CPU-only. The aarch64 build under
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -41,13 +43,19 @@ def model() -> Path:
 
 def run(runtime: Path, program: str, *args: str, npu: dict[str, str] | None = None, emulator: tuple[str, ...] = (),
         timeout: int = 1800) -> subprocess.CompletedProcess:
-    """A program of the runtime, CPU-only, or with the backend on the software model and the given settings."""
+    """A program of the runtime, CPU-only, or with the backend on the software model and the given settings;
+    with the backend, its offload counters (GGML_RKNPU_STATS) are in the result's npu_stats."""
     environment = {key: value for key, value in os.environ.items()
                    if not key.startswith(("GGML_", "NPU_BACKEND"))}
-    if npu is not None:
-        environment.update({"GGML_BACKEND_PATH": str(runtime / "lib/libggml-rknpu.so"), "NPU_BACKEND": "model", **npu})
-    return subprocess.run([*emulator, str(runtime / "bin" / program), *args], capture_output=True, text=True,
-                          timeout=timeout, env=environment, check=False)
+    with tempfile.TemporaryDirectory() as scratch:
+        stats = Path(scratch) / "npu-stats.json"
+        if npu is not None:
+            environment.update({"GGML_BACKEND_PATH": str(runtime / "lib/libggml-rknpu.so"), "NPU_BACKEND": "model",
+                                "GGML_RKNPU_STATS": str(stats), **npu})
+        result = subprocess.run([*emulator, str(runtime / "bin" / program), *args], capture_output=True, text=True,
+                                timeout=timeout, env=environment, check=False)
+        result.npu_stats = json.loads(stats.read_text()) if stats.exists() else None  # type: ignore[attr-defined]
+    return result
 
 
 def emulated_rocket(runtime: Path, emulator: tuple[str, ...] = ()) -> dict[str, str]:
@@ -58,12 +66,12 @@ def emulated_rocket(runtime: Path, emulator: tuple[str, ...] = ()) -> dict[str, 
     return {"NPU_BACKEND": "rocket", **preloaded}
 
 
-def npu_stats(stderr: str) -> dict[str, float]:
-    match = re.search(r"rknpu: MUL_MAT on the NPU: (\d+) ops, ([\d.]+) GMAC.*?on the CPU \(batch < \d+\): (\d+) ops, "
-                      r"([\d.]+) GMAC.*?(\d+) weights converted", stderr)
-    assert match, stderr[-3000:]
-    return dict(zip(("npu_ops", "npu_gmac", "cpu_ops", "cpu_gmac", "weights"), map(float, match.groups()),
-                    strict=True))
+def npu_stats(result: subprocess.CompletedProcess) -> dict[str, float]:
+    """The backend's counters of a run: MUL_MATs and GMAC on the NPU and on the CPU, weights converted."""
+    stats = result.npu_stats  # type: ignore[attr-defined]
+    assert stats, f"no GGML_RKNPU_STATS file was written:\n{result.stderr[-3000:]}"
+    return {"npu_ops": stats["npu_ops"], "npu_gmac": stats["npu_macs"] * 1e-9, "cpu_ops": stats["cpu_ops"],
+            "cpu_gmac": stats["cpu_macs"] * 1e-9, "weights": stats["weights_converted"]}
 
 
 MODEL_DEVICE = "RK3588 NPU via model in-process (libnpu software NPU model)"
@@ -94,7 +102,7 @@ def check_backend_ops(result: subprocess.CompletedProcess, device: str = MODEL_D
     tested = {match.group(1) for line in result.stdout.splitlines() if "OK" in line
               for match in [re.search(r"MUL_MAT\(type_a=(\w+),type_b=f32", line)] if match}
     assert tested == CLAIMED_TYPES, tested ^ CLAIMED_TYPES
-    stats = npu_stats(result.stderr)
+    stats = npu_stats(result)
     assert stats["npu_ops"] == int(passed.group(1)) and stats["cpu_ops"] == 0
     assert "FAIL" not in result.stdout
 
@@ -146,7 +154,7 @@ def test_perplexity_on_the_real_model_stays_near_cpu_only(runtime: Path, model: 
     npu = run(runtime, "llama-perplexity", *args, npu={"GGML_RKNPU_PRECISION": precision})
     assert npu.returncode == 0, npu.stderr[-3000:]
     difference = perplexity(npu) / perplexity(cpu) - 1
-    stats = npu_stats(npu.stderr)
+    stats = npu_stats(npu)
     print(f"\nperplexity {precision}: CPU {perplexity(cpu):.4f}, RKNPU {perplexity(npu):.4f} ({difference:+.2%}); "
           f"NPU {stats['npu_gmac']:.1f} GMAC in {stats['npu_ops']:.0f} ops, CPU path {stats['cpu_gmac']:.2f} GMAC")
     assert abs(difference) <= PERPLEXITY_BOUND
@@ -173,7 +181,7 @@ def test_qwen2_architecture_matches_cpu_only(runtime: Path, tmp_path: Path) -> N
     print(f"\nqwen2 test model: PPL ratio {ratio:.4f}, mean KLD {kld:.6f}, same top token {same_top:.1f} %")
     # measured: ratio 0.9986, KLD 0.00074, same top token 93.7 %
     assert abs(ratio - 1) <= 0.01 and kld <= 0.005 and same_top >= 85
-    stats = npu_stats(npu.stderr)
+    stats = npu_stats(npu)
     assert stats["weights"] == 2 * 7 + 1 and stats["npu_ops"] > 0  # 7 matrices per layer and the output
 
 
@@ -194,7 +202,7 @@ def test_greedy_output_agrees_with_cpu_only(runtime: Path, model: Path) -> None:
     agreed = next((i for i, (a, b) in enumerate(zip(cpu, npu, strict=False)) if a != b), min(len(cpu), len(npu)))
     print(f"\ngreedy: {agreed} words agree; CPU: {' '.join(cpu)!r}; RKNPU: {' '.join(npu)!r}")
     assert agreed >= GREEDY_WORDS
-    stats = npu_stats(with_npu.stderr)
+    stats = npu_stats(with_npu)
     assert stats["npu_ops"] >= 100 and stats["cpu_ops"] > 0  # the prompt on the NPU, each decoded token not
 
 
@@ -219,4 +227,4 @@ def test_aarch64_build_for_the_board_under_qemu(model: Path) -> None:
     print(f"\naarch64 under qemu: perplexity CPU {perplexity(cpu):.4f}, RKNPU {perplexity(npu):.4f} "
           f"({difference:+.2%})")
     assert abs(difference) <= PERPLEXITY_BOUND
-    assert npu_stats(npu.stderr)["weights"] == 127
+    assert npu_stats(npu)["weights"] == 127

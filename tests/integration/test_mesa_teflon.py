@@ -75,6 +75,14 @@ def test_mesa_convolutions_on_the_model_agree_with_tflite(teflon: Path, emulator
         print(f"{case['name']}: {row['exact']}/{row['outputs']} exact, max difference {row['max_difference']}")
         assert row["delegated"], row
         assert row["max_difference"] <= TOLERANCE and share >= EXACT_SHARE, row
+        if "model_vs_mesa_formula" in row:
+            # Where numpy can compute it (1x1), the model gives exactly Mesa's arithmetic, and every output
+            # that differs from TFLite differs because of the 16-bit scale: with the exact multiplier, none do.
+            assert row["model_vs_mesa_formula"] == 0, row
+            assert row["mesa_formula_vs_tflite"] == row["outputs"] - row["exact"], row
+            assert row["exact_multiplier_vs_tflite"] <= 1, row  # a tie rounded the other way
+            print(f"  (Mesa's arithmetic in numpy: the same outputs; with the exact multiplier "
+                  f"{row['exact_multiplier_vs_tflite']} differ from TFLite)")
     # Mesa 26.2 ignores a fused ReLU (BS_RELU_BYPASS=1, nothing else clamps): with the clamp applied
     # afterwards the outputs agree, and without it they do not.
     relu = results[RELU["name"]]

@@ -63,3 +63,16 @@ def test_a_path_outside_the_artifact_is_refused(tmp_path: Path) -> None:
     (root / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError, match=r"\.\./elsewhere: missing"):
         check_artifact(str(root))
+
+
+def test_a_build_without_an_image_is_checked_but_not_installable(tmp_path: Path) -> None:
+    """The kernel stage's cache check: make targets without Image (dtbs, modules) still verify every file."""
+    root = _artifact(tmp_path / "kernel")
+    (root / "Image").unlink()
+    write_manifest(str(root), {"release": RELEASE})
+    assert check_artifact(str(root), "arm64", installable=False)["architecture"] == "none"
+    with pytest.raises(ArtifactError, match="lacks Image"):
+        check_artifact(str(root), "arm64")
+    (root / "config").write_bytes(b"CONFIG_DRM_ACCEL_ROCKET=y\n")
+    with pytest.raises(ArtifactError, match="config: is"):
+        check_artifact(str(root), installable=False)

@@ -14,13 +14,16 @@ import pytest
 
 from ansible_collections.rosenblatt.rknpu.plugins.module_utils.artifact_manifest import write_manifest
 from ansible_collections.rosenblatt.rknpu.plugins.module_utils.boot_chains import descriptor
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.kernel_artifact import ArtifactError, check_artifact
+from ansible_collections.rosenblatt.rknpu.plugins.module_utils.kernel_artifact import (
+    ArtifactError,
+    check_artifact,
+    image_architecture,
+)
 from ansible_collections.rosenblatt.rknpu.plugins.module_utils.kernel_rollout import (
     INSTALLED_MARKER,
     RolloutError,
     adopt,
     board_cmdline,
-    image_architecture,
     installed_releases,
     plan,
     read_state,

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "ggml-backend-impl.h"
+#include "ggml-impl.h" /* GGML_LOG_*, as ggml's own backends log */
 #include "ggml-backend.h"
 #include "ggml.h"
 #include "npu/npu.h"
@@ -237,11 +238,11 @@ static enum ggml_status rknpu_convert(struct rknpu_device *device, const struct 
 	}
 	status = GGML_STATUS_FAILED;
 	if (npu_weight_prepare(device->npu, device->precision, n, k, packed, &options, converted) != NPU_OK) {
-		fprintf(stderr, "rknpu: cannot place weight %s [%u x %u]: %s\n", tensor->name, n, k, npu_error());
+		GGML_LOG_ERROR("rknpu: cannot place weight %s [%u x %u]: %s\n", tensor->name, n, k, npu_error());
 		goto out;
 	}
 	if (int8 && npu_weight_set_column_scales(*converted, scales) != NPU_OK) {
-		fprintf(stderr, "rknpu: weight %s: %s\n", tensor->name, npu_error());
+		GGML_LOG_ERROR("rknpu: weight %s: %s\n", tensor->name, npu_error());
 		npu_weight_free(device->npu, *converted);
 		*converted = NULL;
 		goto out;
@@ -417,10 +418,10 @@ static ggml_backend_buffer_t rknpu_buffer_type_alloc(ggml_backend_buffer_type_t 
 	context->data = aligned_alloc(RKNPU_ALIGNMENT, rounded ? rounded : RKNPU_ALIGNMENT);
 	if (!context->device || !context->data) {
 		if (!context->device)
-			fprintf(stderr, "rknpu: no buffer of %zu bytes: the NPU did not open: %s\n", size,
+			GGML_LOG_ERROR("rknpu: no buffer of %zu bytes: the NPU did not open: %s\n", size,
 				rknpu_device_state.open_error);
 		else
-			fprintf(stderr, "rknpu: no buffer of %zu bytes: out of memory\n", size);
+			GGML_LOG_ERROR("rknpu: no buffer of %zu bytes: out of memory\n", size);
 		free(context->data);
 		free(context);
 		return NULL;
@@ -452,31 +453,49 @@ static const char *rknpu_backend_name(ggml_backend_t backend)
 	return RKNPU_NAME;
 }
 
+/* A JSON string: the device description comes from the driver (DRM_IOCTL_VERSION's desc). */
+static void rknpu_json_string(FILE *out, const char *text)
+{
+	fputc('"', out);
+	for (const unsigned char *c = (const unsigned char *)text; *c; c++) {
+		if (*c == '"' || *c == '\\')
+			fprintf(out, "\\%c", *c);
+		else if (*c < 0x20)
+			fprintf(out, "\\u%04x", *c);
+		else
+			fputc(*c, out);
+	}
+	fputc('"', out);
+}
+
+/* The offload counters, when asked for with GGML_RKNPU_STATS: JSON to that file, and one line to ggml's
+ * log at INFO (llama.cpp's programs show it with their verbose option). */
 static void rknpu_write_stats(const struct rknpu_device *device)
 {
 	const struct rknpu_stats *stats = &device->stats;
 
-	fprintf(stderr,
-		"rknpu: MUL_MAT on the NPU: %" PRIu64 " ops, %.3f GMAC, %.3f s (%.3f s in the device); on the CPU (batch < %u): %" PRIu64
-		" ops, %.3f GMAC, %.3f s; %" PRIu64 " weights converted in %.3f s (%.1f MiB NPU, %.1f MiB source); %s\n",
-		stats->npu_ops, (double)stats->npu_macs * 1e-9, stats->npu_seconds, stats->npu_device_seconds,
-		device->min_batch, stats->cpu_ops,
-		(double)stats->cpu_macs * 1e-9, stats->cpu_seconds, stats->weights_converted, stats->convert_seconds,
-		(double)stats->weight_npu_bytes / (1 << 20), (double)stats->weight_source_bytes / (1 << 20),
-		device->description);
 	if (!device->stats_path || !*device->stats_path)
 		return;
+	GGML_LOG_INFO("rknpu: MUL_MAT on the NPU: %" PRIu64 " ops, %.3f GMAC, %.3f s (%.3f s in the device); on the CPU "
+		      "(batch < %u): %" PRIu64 " ops, %.3f GMAC, %.3f s; %" PRIu64 " weights converted in %.3f s (%.1f MiB "
+		      "NPU, %.1f MiB source); %s\n",
+		      stats->npu_ops, (double)stats->npu_macs * 1e-9, stats->npu_seconds, stats->npu_device_seconds,
+		      device->min_batch, stats->cpu_ops, (double)stats->cpu_macs * 1e-9, stats->cpu_seconds,
+		      stats->weights_converted, stats->convert_seconds, (double)stats->weight_npu_bytes / (1 << 20),
+		      (double)stats->weight_source_bytes / (1 << 20), device->description);
 	FILE *out = fopen(device->stats_path, "w");
 	if (!out) {
-		fprintf(stderr, "rknpu: cannot write GGML_RKNPU_STATS %s: %s\n", device->stats_path, strerror(errno));
+		GGML_LOG_ERROR("rknpu: cannot write GGML_RKNPU_STATS %s: %s\n", device->stats_path, strerror(errno));
 		return;
 	}
+	fputs("{\"device\": ", out);
+	rknpu_json_string(out, device->description);
 	fprintf(out,
-		"{\"device\": \"%s\", \"precision\": \"%s\", \"int8_group\": %u, \"min_batch\": %u, \"npu_ops\": %" PRIu64
+		", \"precision\": \"%s\", \"int8_group\": %u, \"min_batch\": %u, \"npu_ops\": %" PRIu64
 		", \"npu_macs\": %" PRIu64 ", \"npu_seconds\": %.6f, \"npu_device_seconds\": %.6f, \"cpu_ops\": %" PRIu64 ", \"cpu_macs\": %" PRIu64
 		", \"cpu_seconds\": %.6f, \"weights_converted\": %" PRIu64 ", \"weight_npu_bytes\": %" PRIu64
 		", \"weight_source_bytes\": %" PRIu64 ", \"convert_seconds\": %.6f}\n",
-		device->description, device->precision == NPU_INT8 ? "int8" : "fp16",
+		device->precision == NPU_INT8 ? "int8" : "fp16",
 		device->precision == NPU_INT8 ? device->int8_group : 0, device->min_batch, stats->npu_ops,
 		stats->npu_macs, stats->npu_seconds, stats->npu_device_seconds, stats->cpu_ops, stats->cpu_macs, stats->cpu_seconds,
 		stats->weights_converted, stats->weight_npu_bytes, stats->weight_source_bytes, stats->convert_seconds);
@@ -558,7 +577,7 @@ static enum ggml_status rknpu_mul_mat(struct rknpu_backend *context, struct ggml
 	if (status != GGML_STATUS_SUCCESS)
 		goto out;
 	if (npu_gemm_f32(device->npu, converted, (unsigned)rows, input->data, node->data, &gemm) != NPU_OK) {
-		fprintf(stderr, "rknpu: %s = %s x %s [%" PRIu64 " x %" PRId64 " x %" PRId64 "]: %s\n", node->name,
+		GGML_LOG_ERROR("rknpu: %s = %s x %s [%" PRIu64 " x %" PRId64 " x %" PRId64 "]: %s\n", node->name,
 			weight->name, input->name, rows, weight->ne[0], weight->ne[1], npu_error());
 		status = GGML_STATUS_FAILED;
 		goto out;
@@ -585,7 +604,7 @@ static enum ggml_status rknpu_backend_graph_compute(ggml_backend_t backend, stru
 		if ((node->flags & GGML_TENSOR_FLAG_COMPUTE) == 0 || ggml_is_empty(node) || rknpu_op_is_layout(node->op))
 			continue;
 		if (node->op != GGML_OP_MUL_MAT) {
-			fprintf(stderr, "rknpu: op %s (%s) is not supported\n", ggml_op_desc(node), node->name);
+			GGML_LOG_ERROR("rknpu: op %s (%s) is not supported\n", ggml_op_desc(node), node->name);
 			return GGML_STATUS_FAILED;
 		}
 		status = rknpu_mul_mat(context, node);
@@ -666,14 +685,14 @@ static ggml_backend_t rknpu_device_init_backend(ggml_backend_dev_t dev, const ch
 
 	(void)params;
 	if (!context || !backend || !cpu) {
-		fprintf(stderr, "rknpu: %s\n", cpu ? "out of memory" : "no CPU backend to run small batches on");
+		GGML_LOG_ERROR("rknpu: %s\n", cpu ? "out of memory" : "no CPU backend to run small batches on");
 		goto fail;
 	}
 	context->device = dev->context;
 	context->cpu = ggml_backend_dev_init(cpu, NULL);
 	context->scratch = ggml_init(scratch);
 	if (!context->cpu || !context->scratch) {
-		fprintf(stderr, "rknpu: cannot start the CPU backend for small batches\n");
+		GGML_LOG_ERROR("rknpu: cannot start the CPU backend for small batches\n");
 		goto fail;
 	}
 	context->cpu_set_threads = (ggml_backend_set_n_threads_t)ggml_backend_reg_get_proc_address(
@@ -796,7 +815,7 @@ static int rknpu_score(void)
 {
 	if (rknpu_device())
 		return 1;
-	fprintf(stderr, "rknpu: not used: %s\n", rknpu_device_state.open_error);
+	GGML_LOG_WARN("rknpu: not used: %s\n", rknpu_device_state.open_error);
 	return 0;
 }
 

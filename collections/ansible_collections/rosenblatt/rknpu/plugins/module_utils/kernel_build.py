@@ -38,9 +38,9 @@ from ansible_collections.rosenblatt.rknpu.plugins.module_utils import fdt, kconf
 from ansible_collections.rosenblatt.rknpu.plugins.module_utils.artifact_manifest import (
     MANIFEST,
     sha256_of,
-    verify,
     write_manifest,
 )
+from ansible_collections.rosenblatt.rknpu.plugins.module_utils.kernel_artifact import ArtifactError, check_artifact
 
 # Bump when the way an artifact is made changes, so old artifacts are not mistaken for new ones.
 BUILDER_VERSION = "2"
@@ -134,14 +134,6 @@ def input_hash(spec: Spec, tools: dict[str, str]) -> tuple[str, dict[str, Any]]:
 def find_artifact(artifact_root: str, digest: str) -> str | None:
     matches = sorted(glob.glob(os.path.join(artifact_root, "*-%s" % digest[:16], MANIFEST)))
     return os.path.dirname(matches[-1]) if matches else None
-
-
-def verify_artifact(directory: str) -> dict[str, Any]:
-    """The manifest, once every file and link matches it; BuildError naming what does not."""
-    manifest, problems = verify(directory)
-    if problems or manifest is None:
-        raise BuildError("artifact %s does not match its manifest: %s" % (directory, "; ".join(problems)))
-    return manifest
 
 
 # --- patches -----------------------------------------------------------------------------------------
@@ -397,10 +389,11 @@ def build(spec: Spec, check_mode: bool = False) -> Result:
     existing = find_artifact(spec.artifact_root, digest)
     if existing:
         try:
-            manifest = verify_artifact(existing)
+            installable = "Image" in spec.targets and "modules" in spec.targets
+            manifest = check_artifact(existing, spec.arch, installable=installable)["manifest"]
             packed = spec.tarball and not check_mode and pack(existing)
             return Result(packed, "present", digest, existing, manifest)
-        except BuildError:
+        except ArtifactError:
             if not check_mode:
                 shutil.rmtree(existing)  # a damaged artifact is rebuilt, never used
     if check_mode:

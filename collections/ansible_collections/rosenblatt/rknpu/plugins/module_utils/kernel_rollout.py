@@ -12,11 +12,9 @@ distribution generates grub.cfg is adopted by the boot_adoption role, which writ
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import re
-import struct
 from typing import Any
 
 from ansible_collections.rosenblatt.rknpu.plugins.module_utils.boot_chains import BOOT_CHAINS, config_author
@@ -28,7 +26,6 @@ STATE_FORMAT = 2
 FORMAT_1_LOADERS = {"grub": "uefi-grub", "extlinux": "uboot-extlinux"}
 # Kernel parameters the loader or the trial adds; not part of the board's own command line.
 TRANSIENT_PARAMETERS = ("BOOT_IMAGE=", "initrd=", "rosenblatt.trial_deadline=")
-ARM64_MAGIC = b"ARM\x64"  # offset 56 of an arm64 Image (Documentation/arch/arm64/booting.rst)
 # Board paths every rollout module takes (documented in doc_fragments/kernel_paths.py).
 PATHS_SPEC: dict[str, dict[str, str]] = {"boot_dir": {"type": "path", "default": "/boot"},
                                          "modules_dir": {"type": "path", "default": "/lib/modules"}}
@@ -36,37 +33,6 @@ PATHS_SPEC: dict[str, dict[str, str]] = {"boot_dir": {"type": "path", "default":
 
 class RolloutError(Exception):
     """A rollout that must not go ahead, with the reason."""
-
-
-def image_architecture(path: str) -> str:
-    """arm64, x86, arm (32-bit zImage) or unknown, from the kernel image's header. A gzip-compressed Image
-    (Debian's older vmlinuz) is looked into; an EFI zboot image is told by its PE machine type."""
-    with open(path, "rb") as stream:
-        head = stream.read(0x400)
-    if head[:2] == b"\x1f\x8b":
-        with gzip.open(path, "rb") as stream:
-            head = stream.read(0x400)
-    if head[56:60] == ARM64_MAGIC:
-        return "arm64"
-    if head[0x202:0x206] == b"HdrS":
-        return "x86"
-    if head[0x24:0x28] == b"\x18\x28\x6f\x01":
-        return "arm"
-    if head[:2] == b"MZ" and head[4:8] == b"zimg" and len(head) >= 0x40:
-        pe_offset = struct.unpack_from("<I", head, 0x3C)[0]
-        if pe_offset + 6 <= len(head) and head[pe_offset:pe_offset + 4] == b"PE\0\0":
-            machine = struct.unpack_from("<H", head, pe_offset + 4)[0]
-            return {0xAA64: "arm64", 0x8664: "x86"}.get(machine, "unknown")
-    return "unknown"
-
-
-def artifact_sizes(path: str, manifest: dict[str, Any]) -> dict[str, int]:
-    """Bytes the artifact will take: on /boot (Image, config, dtbs) and below /lib/modules."""
-    sizes = {"boot": 0, "modules": 0}
-    for relative in manifest["files"]:
-        where = "modules" if relative.startswith("modules/") else "boot"
-        sizes[where] += os.path.getsize(os.path.join(path, relative))
-    return sizes
 
 
 def _read(path: str) -> str | None:

@@ -20,7 +20,7 @@ description:
   - With I(state_dir), also reads every C(<component>.json) there, where each stage records what it
     installed (C(kernel), C(runtime), C(model)) or found (C(verify)), as C(ansible_facts.rosenblatt_state).
     A missing folder is an empty state (no stage ran yet); an unreadable file is listed in C(problems).
-    One module run for both: the fleet report reads every board, and each run costs the board a Python start.
+    One module run for both (the fleet report reads every board, and each run costs the board a Python start).
   - Read-only; supports check mode.
 options:
   root:
