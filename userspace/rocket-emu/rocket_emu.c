@@ -697,26 +697,30 @@ int dup(int fd)
 	return emu_dup(fd, REAL(dup)(fd));
 }
 
-/* The argument is an int or a pointer, as the command says: a pointer-sized read carries both. */
-#define FCNTL_BODY(fd, command)                                                                      \
-	do {                                                                                         \
-		va_list args_;                                                                       \
-		va_start(args_, command);                                                            \
-		void *argument_ = va_arg(args_, void *);                                             \
-		va_end(args_);                                                                       \
-		int result_ = REAL(fcntl)(fd, command, argument_);                                   \
-		return command == F_DUPFD || command == F_DUPFD_CLOEXEC ? emu_dup(fd, result_) : result_; \
-	} while (0)
+/* fcntl with its argument read: an int or a pointer, as the command says; a pointer-sized read carries both. */
+static int emu_fcntl(int fd, int command, void *argument)
+{
+	int result = REAL(fcntl)(fd, command, argument);
+	return command == F_DUPFD || command == F_DUPFD_CLOEXEC ? emu_dup(fd, result) : result;
+}
 
 int fcntl(int fd, int command, ...)
 {
-	FCNTL_BODY(fd, command);
+	va_list args;
+	va_start(args, command);
+	void *argument = va_arg(args, void *);
+	va_end(args);
+	return emu_fcntl(fd, command, argument);
 }
 
 /* glibc 2.28's name for fcntl with 64-bit offsets, which programs built since then call (Mesa does). */
 int fcntl64(int fd, int command, ...)
 {
-	FCNTL_BODY(fd, command);
+	va_list args;
+	va_start(args, command);
+	void *argument = va_arg(args, void *);
+	va_end(args);
+	return emu_fcntl(fd, command, argument);
 }
 
 int ioctl(int fd, unsigned long request, ...)
