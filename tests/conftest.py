@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.cache_root import cache_root
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.cache_root import cache_root
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

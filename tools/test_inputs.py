@@ -37,11 +37,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "collections"))
 
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.artifact_manifest import sha256_of, write_manifest
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.cache_root import cache_root
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.kernel_source import apt_options
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.tested_sources import LLAMA_CPP_PYTHON_VERSION
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.verified_download import (
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.artifact_manifest import sha256_of, write_manifest
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.cache_root import cache_root
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.kernel_source import apt_options
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.tested_sources import LLAMA_CPP_PYTHON_VERSION
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.verified_download import (
     DownloadError,
     fetch,
 )

@@ -15,7 +15,7 @@ from tests.conftest import BIN, REPO
 def run(arguments: dict, check: bool = False) -> dict:
     environment = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                        ANSIBLE_CALLBACK_RESULT_FORMAT="json")
-    result = subprocess.run([str(BIN / "ansible"), "localhost", "-m", "rosenblatt.rknpu.adoption_record",
+    result = subprocess.run([str(BIN / "ansible"), "localhost", "-m", "rosenblatt.pipeline.adoption_record",
                              "-a", json.dumps(arguments), *(["--check"] if check else [])],
                             cwd=REPO, env=environment, capture_output=True, text=True, timeout=120, check=False)
     # The minimal callback: "localhost | CHANGED => {...}" (a failure's message is on stderr too).

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.block_device import root_disks
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.block_device import root_disks
 from tests.conftest import run_playbook
 
 DEVICE_BYTES = 64 * 1024 * 1024

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.tested_sources import LLAMA_CPP_COMMIT
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.tested_sources import LLAMA_CPP_COMMIT
 from tests.conftest import real_input, rosenblatt, run_playbook
 from tests.support.netns_fleet import NetnsFleet
 

@@ -35,7 +35,7 @@ def run_module(reports: Path, run: str, **overrides: object) -> subprocess.Compl
         **overrides,
     }
     environment = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    return subprocess.run([str(BIN / "ansible"), "localhost", "-m", "rosenblatt.rknpu.inference_report",
+    return subprocess.run([str(BIN / "ansible"), "localhost", "-m", "rosenblatt.pipeline.inference_report",
                            "-a", json.dumps(arguments)], cwd=REPO, env=environment, capture_output=True, text=True,
                           timeout=120, check=False)
 

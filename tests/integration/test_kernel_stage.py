@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils import fdt
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils import fdt
 from tests.conftest import REPO, played, rosenblatt_ok
 from tests.kernel_stage import CACHE, INVENTORY, artifact_of, isolated_vars, recap, run_kernel_stage
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.rknpu_probe import probe
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.rknpu_probe import probe
 from tests.conftest import BIN, REPO
 from tests.unit.sysroot_tree import (
     Tree,
@@ -109,7 +109,7 @@ def test_rknpu_facts_module_reports_functional_cores(tmp_path: Path, npu_probe_b
     environment = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                        ANSIBLE_CALLBACK_RESULT_FORMAT="json",
                        NPU_BACKEND="model", NPU_MODEL_FAULT="2:reject")
-    result = subprocess.run([str(BIN / "ansible"), "-i", LOCAL, "controller", "-m", "rosenblatt.rknpu.rknpu_facts",
+    result = subprocess.run([str(BIN / "ansible"), "-i", LOCAL, "controller", "-m", "rosenblatt.pipeline.rknpu_facts",
                              "-a", f"root={tree.root} npu_probe_path={INSTALLED}"],
                             cwd=REPO, env=environment, capture_output=True, text=True, check=False, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr

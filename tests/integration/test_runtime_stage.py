@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.tested_sources import (
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.tested_sources import (
     LLAMA_CPP_COMMIT,
     LLAMA_CPP_PYTHON_VERSION,
 )

@@ -135,7 +135,7 @@ def test_check_mode_says_what_it_would_load_and_runs_nothing(board: dict[str, st
     assert f"would run 8 commands, CPU-only and with RKNPU ({plan})" in " ".join(result.stdout.split())
     assert "gemma-3-270m-q4_k_m.gguf (241.4 MiB)" in " ".join(result.stdout.split())
     assert not (reports_dir / "verify").exists()
-    # The stage summary after the recap (callback rosenblatt.rknpu.stage_summary): one line per playbook file.
+    # The stage summary after the recap (callback rosenblatt.pipeline.stage_summary): one line per playbook file.
     stages = result.stdout.split("STAGES ", 1)[1]
     assert re.search(r"^validate\.yml +[\d.]+ s +ok=2 +changed=0 +failed=0", stages, re.MULTILINE), stages
     assert re.search(r"^verify\.yml +[\d.]+ s +ok=\d+ +changed=0 +failed=0 +skipped=\d+$", stages, re.MULTILINE), stages

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.artifact_manifest import verify, write_manifest
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.artifact_manifest import verify, write_manifest
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.board_probe import LOADER_INFO, probe
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.board_probe import LOADER_INFO, probe
 
 from .sysroot_tree import Tree, kernel
 

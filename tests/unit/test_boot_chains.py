@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils import boards, boot_chains, inventory_schema
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.boot_chains import (
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils import boards, boot_chains, inventory_schema
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.boot_chains import (
     BOOT_CHAINS,
     TRIAL_METHODS,
     BootChainError,

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.artifact_manifest import sha256_of
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.disk_image import (
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.artifact_manifest import sha256_of
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.disk_image import (
     MIB,
     ImageError,
     assemble,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.board_state import read_state
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.fleet_drift import fleet_drift
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.board_state import read_state
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.fleet_drift import fleet_drift
 
 PINS = {"rosenblatt_kernel_tag": "v7.2.13", "rosenblatt_llama_cpp_tag": "b6000", "rosenblatt_model_sha256": "ab" * 32}
 KERNEL = {"component": "kernel", "release": "7.2.13-rosenblatt", "source_ref": "v7.2.13", "artifact_sha256": "c" * 64}

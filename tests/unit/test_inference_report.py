@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.inference_report import (
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.inference_report import (
     ReportError,
     agreeing_prefix,
     build_report,

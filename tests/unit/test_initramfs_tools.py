@@ -13,7 +13,7 @@ import getopt
 
 import pytest
 
-from ansible_collections.rosenblatt.rknpu.plugins.modules.kernel_install import initramfs_command
+from ansible_collections.rosenblatt.pipeline.plugins.modules.kernel_install import initramfs_command
 
 # mkinitcpio v41's option table (its own parseopts input), as published.
 MKINITCPIO_SHORT = "A:c:D:I:g:H:hk:nLMPp:Rr:S:sd:t:U:Vvz:"

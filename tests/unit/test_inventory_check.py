@@ -8,8 +8,8 @@ from typing import Any
 
 import yaml
 
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.inventory_check import Outcome, check_sources
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.tested_sources import LLAMA_CPP_COMMIT
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.inventory_check import Outcome, check_sources
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.tested_sources import LLAMA_CPP_COMMIT
 
 REPO = Path(__file__).resolve().parents[2]
 BOARD = yaml.safe_load((REPO / "inventory/host_vars/boltzmann.yml").read_text())

@@ -18,13 +18,13 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.inventory_schema import (
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.inventory_schema import (
     ALL_FIELDS,
     ANSIBLE_VARIABLES,
     PIN_FIELDS,
     validate_fleet,
 )
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.role_inputs import load_role_inputs
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.role_inputs import load_role_inputs
 from tests.conftest import REPO, run_playbook
 
 INPUTS = load_role_inputs(REPO / "roles")

@@ -7,15 +7,15 @@ from typing import Any
 
 import yaml
 
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.inventory_schema import (
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.inventory_schema import (
     PIN_FIELDS,
     confirmation_problems,
     host_name_problems,
     one_edit_apart,
     validate_fleet,
 )
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.role_inputs import load_role_inputs, shown
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.tested_sources import LLAMA_CPP_COMMIT
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.role_inputs import load_role_inputs, shown
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.tested_sources import LLAMA_CPP_COMMIT
 
 REPO = Path(__file__).resolve().parents[2]
 PINS = yaml.safe_load((REPO / "inventory/group_vars/all.yml").read_text())

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.artifact_manifest import write_manifest
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.kernel_artifact import ArtifactError, check_artifact
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.artifact_manifest import write_manifest
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.kernel_artifact import ArtifactError, check_artifact
 
 RELEASE = "7.2.13-rosenblatt"
 

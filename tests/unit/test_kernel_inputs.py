@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils import fdt, kconfig, kernel_source
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.kernel_build import (
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils import fdt, kconfig, kernel_source
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.kernel_build import (
     BuildError,
     apply_patches,
     read_series,

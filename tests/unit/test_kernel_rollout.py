@@ -12,14 +12,14 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.artifact_manifest import write_manifest
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.boot_chains import descriptor
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.kernel_artifact import (
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.artifact_manifest import write_manifest
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.boot_chains import descriptor
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.kernel_artifact import (
     ArtifactError,
     check_artifact,
     image_architecture,
 )
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.kernel_rollout import (
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.kernel_rollout import (
     INSTALLED_MARKER,
     RolloutError,
     adopt,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-PLUGINS = Path(__file__).resolve().parents[2] / "collections/ansible_collections/rosenblatt/rknpu/plugins"
+PLUGINS = Path(__file__).resolve().parents[2] / "collections/ansible_collections/rosenblatt/pipeline/plugins"
 FILES = sorted(path for kind in ("modules", "lookup", "filter", "action", "callback")
                for path in (PLUGINS / kind).glob("*.py") if path.name != "__init__.py")
 
@@ -27,3 +27,9 @@ def test_documentation_blocks_are_yaml(path: Path) -> None:
             yaml.safe_load(text)
         except yaml.YAMLError as error:
             pytest.fail(f"{path.name} {name}: {error}")
+
+
+def test_collection_readme_names_every_plugin() -> None:
+    readme = (PLUGINS.parent / "README.md").read_text()
+    missing = [path.stem for path in FILES if path.parent.name != "filter" and f"`{path.stem}`" not in readme]
+    assert not missing, f"collection README does not name: {missing}"

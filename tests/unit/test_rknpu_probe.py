@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils import rknpu_probe
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.rknpu_probe import VERDICTS, drm_version, probe
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils import rknpu_probe
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.rknpu_probe import VERDICTS, drm_version, probe
 
 from .sysroot_tree import Tree, accel_node, bind_cores, kernel, load_rocket, recorded_rocket_version, rk3588_board
 

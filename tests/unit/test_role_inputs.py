@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.role_inputs import (
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.role_inputs import (
     ALLOWED,
     input_problems,
     iter_inputs,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.verified_download import DownloadError, fetch
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.verified_download import DownloadError, fetch
 from tests.support.http_server import FileServer
 
 MIB = 1 << 20

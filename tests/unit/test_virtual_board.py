@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.virtual_board import (
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.virtual_board import (
     BoardError,
     Spec,
     check_spec,

@@ -27,8 +27,8 @@ import time
 import uuid
 from pathlib import Path
 
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.disk_image import BOOT_FS_FEATURES, MIB, SECTOR
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.kernel_source import apt_options
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.disk_image import BOOT_FS_FEATURES, MIB, SECTOR
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.kernel_source import apt_options
 from tests.conftest import CACHE
 
 SUITE = "bookworm"

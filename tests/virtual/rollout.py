@@ -20,8 +20,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.artifact_manifest import read_manifest, write_manifest
-from ansible_collections.rosenblatt.rknpu.plugins.module_utils.virtual_board import qmp
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.artifact_manifest import read_manifest, write_manifest
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.virtual_board import qmp
 from tests.conftest import BIN, REPO, played, real_input, rosenblatt_ok
 from tests.virtual.conftest import INVENTORY, VirtualBoard, stop_board
 

@@ -202,7 +202,7 @@ def _known_boards(inventory: Path, boards: Sequence[str]) -> None:
 
 def _refuse_secrets(args: argparse.Namespace, extravars: dict[str, Any]) -> None:
     """ansible-runner writes extra vars to the run folder: secrets go by prompt or vault, never by -e."""
-    from ansible_collections.rosenblatt.rknpu.plugins.module_utils.role_inputs import SECRET_NAME  # noqa: PLC0415
+    from ansible_collections.rosenblatt.pipeline.plugins.module_utils.role_inputs import SECRET_NAME  # noqa: PLC0415
 
     secrets = sorted(name for name in extravars if SECRET_NAME.search(name))
     if secrets:

@@ -92,7 +92,7 @@ def _find_group(tree: Any, group: str) -> Any:
 
 def inventory_problems(inventory: Path) -> list[str]:
     """Load `inventory` with Ansible and check every host with the validate stage's rules."""
-    from ansible_collections.rosenblatt.rknpu.plugins.module_utils.inventory_check import (  # noqa: PLC0415
+    from ansible_collections.rosenblatt.pipeline.plugins.module_utils.inventory_check import (  # noqa: PLC0415
         check_sources,
     )
 
@@ -159,10 +159,10 @@ def _check_on_a_copy(inventory: Path, changes: Mapping[str, str | None]) -> list
 
 
 def add_board(inventory: Path, board: NewBoard, group: str) -> dict[str, Any]:
-    from ansible_collections.rosenblatt.rknpu.plugins.module_utils.inventory_schema import (  # noqa: PLC0415
+    from ansible_collections.rosenblatt.pipeline.plugins.module_utils.inventory_schema import (  # noqa: PLC0415
         BOARD_MODELS,
     )
-    from ansible_collections.rosenblatt.rknpu.plugins.module_utils.role_inputs import is_host_name  # noqa: PLC0415
+    from ansible_collections.rosenblatt.pipeline.plugins.module_utils.role_inputs import is_host_name  # noqa: PLC0415
 
     if not is_host_name(board.name) or "." in board.name:
         raise InventoryError(f"board name {board.name!r} is not a valid host name (letters, digits and '-')")

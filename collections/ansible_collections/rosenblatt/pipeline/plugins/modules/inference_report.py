@@ -1,0 +1,233 @@
+#!/usr/bin/python
+# Copyright: rosenblatt developers
+# MIT License
+"""Ansible module: turn a board's raw inference outputs into the verification report, on the controller."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: inference_report
+short_description: Write the verification report of one host and compare it with that host's previous one
+description:
+  - Runs on the controller (delegate it to localhost). Reads the raw outputs of llama.cpp's tools gathered on a
+    board (llama-bench JSON per configuration, llama-perplexity output per configuration, greedy completions per
+    configuration), derives the checks (output produced, greedy agreement with the reference configuration,
+    perplexity within the bound), adds the caller's own checks, and writes
+    C(<reports_dir>/<host>/<run>.json), C(.md) and C(.svg) plus C(latest.*).
+  - Compares with the host's previous C(latest.json). A benchmark slower than the tolerance allows, or a check
+    that passed before and fails now, is a regression. The module fails when a check fails, and on regressions
+    when O(fail_on_regression) is true; the report is written either way.
+options:
+  host:
+    description: Inventory name of the board.
+    type: str
+    required: true
+  run:
+    description: Name of this run (a UTC timestamp).
+    type: str
+    required: true
+  reports_dir:
+    description: Controller folder for reports; one sub-folder per host.
+    type: path
+    required: true
+  meta:
+    description: C(device) (with C(description)), C(board), C(model), C(runtime) facts for the report header.
+    type: dict
+    required: true
+  reference:
+    description: Configuration the others are compared with (the CPU-only run).
+    type: str
+    default: CPU
+  bench:
+    description: llama-bench C(-o json) output per configuration.
+    type: dict
+    default: {}
+  perplexity:
+    description: llama-perplexity output per configuration.
+    type: dict
+    default: {}
+  completions:
+    description: Greedy completion texts per configuration, one per prompt, in the same prompt order.
+    type: dict
+    default: {}
+  agreement_chars:
+    description: Characters each completion must share with the reference from its start (or all, when shorter).
+    type: int
+    default: 32
+  perplexity_bound:
+    description: Largest relative perplexity difference to the reference that passes.
+    type: float
+    default: 0.02
+  tolerance:
+    description: Largest relative slow-down against the previous report that is not a regression.
+    type: float
+    default: 0.10
+  checks:
+    description: Further checks made by the caller, each C({name, ok, detail}).
+    type: list
+    elements: dict
+    default: []
+  fail_on_regression:
+    description: Fail when the comparison finds a regression.
+    type: bool
+    default: true
+author:
+  - rosenblatt developers
+"""
+
+EXAMPLES = r"""
+- name: Write the report
+  rosenblatt.pipeline.inference_report:
+    host: "{{ inventory_hostname }}"
+    run: "{{ verify_run }}"
+    reports_dir: "{{ rosenblatt_reports_dir }}/verify"
+    meta: "{{ verify_meta }}"
+    bench: {CPU: "{{ verify_bench_cpu.stdout }}", RKNPU: "{{ verify_bench_npu.stdout }}"}
+  delegate_to: localhost
+"""
+
+RETURN = r"""
+report:
+  description: Path of the JSON report.
+  type: str
+  returned: always
+markdown:
+  description: Path of the Markdown report.
+  type: str
+  returned: always
+ok:
+  description: Whether every check passed.
+  type: bool
+  returned: always
+regressions:
+  description: Regressions against the previous report.
+  type: list
+  elements: str
+  returned: always
+"""
+
+import json
+import os
+import shutil
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.inference_report import (
+    ReportError,
+    agreeing_prefix,
+    build_report,
+    compare,
+    parse_llama_bench,
+    parse_perplexity,
+    render_markdown,
+    render_svg,
+)
+
+
+def derived_checks(params: dict) -> tuple[list[dict], dict | None]:
+    reference = params["reference"]
+    checks = []
+    completions = params["completions"]
+    if completions:
+        empty = [config for config, texts in completions.items() if not texts or not all(t.strip() for t in texts)]
+        checks.append({"name": "output produced", "ok": not empty,
+                       "detail": "empty output from %s" % ", ".join(sorted(empty)) if empty else
+                       "%d prompt(s) in %d configuration(s)" % (len(completions.get(reference, [])), len(completions))})
+        references = completions.get(reference, [])
+        for config, texts in sorted(completions.items()):
+            if config == reference:
+                continue
+            name = "greedy agreement %s vs %s" % (config, reference)
+            if len(texts) != len(references):
+                checks.append({"name": name, "ok": False, "detail": "%d completion(s) for %d reference prompt(s)"
+                               % (len(texts), len(references))})
+                continue
+            pairs = list(zip(references, texts, strict=True))
+            shared = [agreeing_prefix(ref, text) for ref, text in pairs]
+            needed = [min(params["agreement_chars"], len(ref), len(text)) for ref, text in pairs]
+            checks.append({"name": name, "ok": all(s >= n for s, n in zip(shared, needed, strict=True)),
+                           "detail": "shared prefix per prompt %s characters, %d required" % (
+                               shared, params["agreement_chars"])})
+    perplexity = None
+    if params["perplexity"]:
+        by_config = {config: parse_perplexity(text) for config, text in params["perplexity"].items()}
+        perplexity = {"by_config": by_config, "bound": params["perplexity_bound"], "relative_difference": None}
+        base = by_config.get(reference)
+        for config, value in sorted(by_config.items()):
+            if config == reference or not base:
+                continue
+            difference = abs(value["ppl"] - base["ppl"]) / base["ppl"]
+            perplexity["relative_difference"] = max(difference, perplexity["relative_difference"] or 0.0)
+            checks.append({"name": "perplexity %s vs %s" % (config, reference),
+                           "ok": difference <= params["perplexity_bound"],
+                           "detail": "%.4f vs %.4f: %.3f%% (bound %.3f%%)" % (
+                               value["ppl"], base["ppl"], difference * 100, params["perplexity_bound"] * 100)})
+    return checks, perplexity
+
+
+def write_atomically(path: str, text: str) -> None:
+    with open(path + ".tmp", "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(path + ".tmp", path)
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "host": {"type": "str", "required": True},
+            "run": {"type": "str", "required": True},
+            "reports_dir": {"type": "path", "required": True},
+            "meta": {"type": "dict", "required": True},
+            "reference": {"type": "str", "default": "CPU"},
+            "bench": {"type": "dict", "default": {}},
+            "perplexity": {"type": "dict", "default": {}},
+            "completions": {"type": "dict", "default": {}},
+            "agreement_chars": {"type": "int", "default": 32},
+            "perplexity_bound": {"type": "float", "default": 0.02},
+            "tolerance": {"type": "float", "default": 0.10},
+            "checks": {"type": "list", "elements": "dict", "default": []},
+            "fail_on_regression": {"type": "bool", "default": True},
+        },
+        supports_check_mode=True,
+    )
+    params = module.params
+    try:
+        bench = [row for config, text in params["bench"].items() for row in parse_llama_bench(text, config)]
+        checks, perplexity = derived_checks(params)
+    except ReportError as exc:
+        module.fail_json(msg="%s: %s" % (params["host"], exc))
+    meta = dict(params["meta"], host=params["host"], run=params["run"], reference=params["reference"])
+    report = build_report(meta, bench, params["checks"] + checks, perplexity, params["completions"])
+    directory = os.path.join(params["reports_dir"], params["host"])
+    latest = os.path.join(directory, "latest.json")
+    previous = None
+    if os.path.exists(latest):
+        with open(latest, encoding="utf-8") as handle:
+            previous = json.load(handle)
+    report["regressions"] = compare(previous, report, params["tolerance"])
+    base = os.path.join(directory, params["run"])
+    result = {"report": base + ".json", "markdown": base + ".md", "ok": report["ok"],
+              "regressions": report["regressions"], "changed": not module.check_mode}
+    if not module.check_mode:
+        os.makedirs(directory, exist_ok=True)
+        svg_name = params["run"] + ".svg" if bench else None
+        write_atomically(base + ".json", json.dumps(report, indent=2, sort_keys=True) + "\n")
+        write_atomically(base + ".md", render_markdown(report, svg_name))
+        if svg_name:
+            write_atomically(base + ".svg", render_svg(report))
+        for suffix in (".json", ".md", ".svg"):
+            if os.path.exists(base + suffix):
+                shutil.copyfile(base + suffix, os.path.join(directory, "latest" + suffix))
+    failures = [check["name"] for check in report["checks"] if not check["ok"]]
+    if failures:
+        module.fail_json(msg="%s: verification failed: %s (report %s)" % (params["host"], ", ".join(failures),
+                                                                          result["markdown"]), **result)
+    if report["regressions"] and params["fail_on_regression"]:
+        module.fail_json(msg="%s: regressions against the previous run: %s (report %s)" % (
+            params["host"], "; ".join(report["regressions"]), result["markdown"]), **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
