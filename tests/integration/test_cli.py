@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 from pathlib import Path
@@ -110,3 +111,32 @@ def test_global_options_after_the_command_as_a_person_types_them(inventory: Path
     assert late_secret.returncode == 2 and "-e db_password: a secret given with -e" in late_secret.stderr
     missing = rosenblatt("fleet", "status", "-i", str(tmp_path / "nowhere"))
     assert missing.returncode == 2 and f"inventory {tmp_path / 'nowhere'} does not exist" in missing.stderr
+
+
+def _leaf_commands(parser: argparse.ArgumentParser, prefix: str = "") -> list[str]:
+    """Every command of the parser, keyed as the CLI keys its stages (`rollout kernel`: rollout-kernel)."""
+    commands = next((action for action in parser._actions if isinstance(action, argparse._SubParsersAction)), None)
+    if commands is None:
+        action = next((action for action in parser._actions if action.dest == "action"), None)
+        return [f"{prefix}-{choice}" for choice in action.choices] if action else [prefix]
+    return [leaf for name, child in commands.choices.items()
+            for leaf in _leaf_commands(child, f"{prefix}-{name}" if prefix else name)]
+
+
+def test_every_command_that_runs_playbooks_has_a_stage_and_its_playbooks_exist() -> None:
+    from rosenblatt.cli import STAGES, _parser  # noqa: PLC0415
+
+    commands = _leaf_commands(_parser())
+    assert "virtual-down" in commands and "rollout-kernel" in commands
+    assert set(STAGES) == {command for command in commands if not command.startswith("board-")}
+    assert [path for stage in STAGES.values() for path in stage.playbooks if not (REPO / path).is_file()] == []
+
+
+def test_exit_codes_are_named_once_and_documented_as_named() -> None:
+    from rosenblatt.run import Exit  # noqa: PLC0415
+
+    usage = rosenblatt("--help")
+    fleet_doc = " ".join((REPO / "docs/fleet.md").read_text().split())
+    for code in Exit:
+        assert f"{code.value} {code.meaning}" in " ".join(usage.stdout.split())
+        assert f"`{code.value}` {code.meaning}" in fleet_doc, f"docs/fleet.md: exit code {code.value}"

@@ -36,7 +36,7 @@ def test_drift_report_after_a_partial_rollout(fleet: NetnsFleet, tmp_path: Path)
     # Boards 1-3 took the new kernel and everything else pinned; 4-6 run an older kernel build; 7 has an
     # unreadable kernel record; 8 cannot be reached.
     for host in fleet.hosts[:6]:
-        record(host.state_dir, "runtime", llama_cpp_tag=PINS["llama_cpp"], backend_version="0.1.0")
+        record(host.state_dir, "runtime", llama_cpp_ref=PINS["llama_cpp"], backend_version="0.1.0")
         record(host.state_dir, "model", sha256=PINS["model"])
     for host in fleet.hosts[:3]:
         record(host.state_dir, "kernel", release=running, source_ref=PINS["kernel"], artifact_sha256="a" * 64)

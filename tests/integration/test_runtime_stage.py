@@ -39,7 +39,7 @@ def test_build_install_run_and_rerun_is_a_no_op(sdist: Path) -> None:
     first = run_playbook("-i", LOCAL, "playbooks/runtime.yml", "-e", FAST_TARGETS, timeout=3600)
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr
     state = runtime_state()
-    assert state["llama_cpp_tag"] == LLAMA_CPP_COMMIT
+    assert state["llama_cpp_ref"] == LLAMA_CPP_COMMIT
     assert state["ggml_version"] == "0.25.3"
     installed = Path(state["path"])
     assert (installed.parent / "current").resolve() == installed
@@ -104,7 +104,7 @@ def test_the_pinned_commit_is_the_one_the_tested_sdist_vendors(sdist: Path) -> N
     vendored = re.findall(r"ggml-org/llama\.cpp@([0-9a-f]{7,40})", section)
     assert vendored and LLAMA_CPP_COMMIT.startswith(vendored[-1]), (vendored, LLAMA_CPP_COMMIT)
     pins = yaml.safe_load((REPO / "inventory/group_vars/all.yml").read_text())
-    assert pins["rosenblatt_llama_cpp_tag"] == LLAMA_CPP_COMMIT
+    assert pins["rosenblatt_llama_cpp_ref"] == LLAMA_CPP_COMMIT
 
 
 def git_repository(path: Path) -> str:
@@ -128,12 +128,12 @@ def test_a_commit_pin_takes_the_git_path_without_a_tag(tmp_path: Path) -> None:
     source = {"runtime_build_source_type": "git", "runtime_build_git_url": f"file://{repository}"}
     cache = {"ROSENBLATT_CACHE": str(tmp_path)}
     result = run_playbook("-i", LOCAL, "playbooks/runtime.yml", "--check", "-e",
-                          json.dumps({**source, "runtime_build_git_tag": commit}), env=cache)
+                          json.dumps({**source, "runtime_build_git_ref": commit}), env=cache)
     assert result.returncode == 0, result.stdout[-4000:]
     assert f"(git-{commit[:15]}) for" in " ".join(result.stdout.split()), result.stdout[-3000:]
     missing = "0" * 39 + "1"
     result = run_playbook("-i", LOCAL, "playbooks/runtime.yml", "--tags", "runtime-build", "-e",
-                          json.dumps({**source, "runtime_build_git_tag": missing}), env=cache)
+                          json.dumps({**source, "runtime_build_git_ref": missing}), env=cache)
     assert result.returncode != 0
     assert f"Failed to checkout {missing}" in result.stdout, result.stdout[-3000:]
     assert not (tmp_path / "runtime" / "artifacts").exists()

@@ -8,9 +8,9 @@ from pathlib import Path
 from ansible_collections.rosenblatt.pipeline.plugins.module_utils.board_state import read_state
 from ansible_collections.rosenblatt.pipeline.plugins.module_utils.fleet_drift import fleet_drift
 
-PINS = {"rosenblatt_kernel_tag": "v7.2.13", "rosenblatt_llama_cpp_tag": "b6000", "rosenblatt_model_sha256": "ab" * 32}
+PINS = {"rosenblatt_kernel_tag": "v7.2.13", "rosenblatt_llama_cpp_ref": "b6000", "rosenblatt_model_sha256": "ab" * 32}
 KERNEL = {"component": "kernel", "release": "7.2.13-rosenblatt", "source_ref": "v7.2.13", "artifact_sha256": "c" * 64}
-RUNTIME = {"component": "runtime", "llama_cpp_tag": "b6000", "backend_version": "0.1.0"}
+RUNTIME = {"component": "runtime", "llama_cpp_ref": "b6000", "backend_version": "0.1.0"}
 MODEL = {"component": "model", "sha256": "ab" * 32}
 
 
@@ -31,7 +31,7 @@ def test_board_with_every_pinned_component_is_in_sync() -> None:
 
 
 def test_each_difference_is_named() -> None:
-    components = {"kernel": dict(KERNEL, source_ref="v7.2.12"), "runtime": dict(RUNTIME, llama_cpp_tag="b5000"),
+    components = {"kernel": dict(KERNEL, source_ref="v7.2.12"), "runtime": dict(RUNTIME, llama_cpp_ref="b5000"),
                   "model": dict(MODEL, sha256="ef" * 32)}
     [row] = fleet_drift([host("a", components)])["hosts"]
     assert row["status"] == "drift"
@@ -72,3 +72,12 @@ def test_state_reader_names_unreadable_files(tmp_path: Path) -> None:
 
 def test_state_reader_on_a_board_where_nothing_ran(tmp_path: Path) -> None:
     assert read_state(str(tmp_path / "absent")) == {"components": {}, "problems": []}
+
+
+def test_a_runtime_record_written_before_the_rename_reads_as_the_current_one(tmp_path: Path) -> None:
+    old = {key.replace("llama_cpp_ref", "llama_cpp_tag"): value for key, value in RUNTIME.items()}
+    (tmp_path / "runtime.json").write_text(json.dumps(old))
+    state = read_state(str(tmp_path))
+    assert state["components"] == {"runtime": RUNTIME}
+    [row] = fleet_drift([host("a", dict(state["components"], kernel=KERNEL, model=MODEL))])["hosts"]
+    assert row["drift"] == [] and row["llama_cpp"] == "b6000", "an old record of the pinned runtime is not drift"

@@ -51,9 +51,9 @@ def test_a_clean_inventory_passes(tmp_path: Path) -> None:
 
 def test_a_pin_in_a_group_file_names_both_files(tmp_path: Path) -> None:
     path = inventory(tmp_path, {"b1": board("192.0.2.1")},
-                     group_vars__rk3588__pins={"rosenblatt_llama_cpp_tag": LLAMA_CPP_COMMIT})
+                     group_vars__rk3588__pins={"rosenblatt_llama_cpp_ref": LLAMA_CPP_COMMIT})
     assert check(path).problems == [
-        "rosenblatt_llama_cpp_tag is a pin and is also set in group_vars/rk3588/pins (for group rk3588), which would "
+        "rosenblatt_llama_cpp_ref is a pin and is also set in group_vars/rk3588/pins (for group rk3588), which would "
         "win over group_vars/all.yml: pins live only in group_vars/all; remove it from group_vars/rk3588/pins"]
 
 

@@ -136,8 +136,8 @@ def test_tag_pin_needs_to_be_accepted_knowingly() -> None:
 
 def test_a_pin_no_test_builds_is_refused() -> None:
     untested = "1" * 40
-    problems = validate_fleet({"b1": board(rosenblatt_llama_cpp_tag=untested)})
-    assert problems == ["b1: rosenblatt_llama_cpp_tag is %r, which no test builds: the tests build %s (llama.cpp "
+    problems = validate_fleet({"b1": board(rosenblatt_llama_cpp_ref=untested)})
+    assert problems == ["b1: rosenblatt_llama_cpp_ref is %r, which no test builds: the tests build %s (llama.cpp "
                         "b11312, the vendor/llama.cpp of the llama-cpp-python 0.3.36 sdist, which the runtime tests "
                         "build); pin that, or move the test input to the new version first "
                         "(module_utils/tested_sources.py)" % (untested, LLAMA_CPP_COMMIT)]
@@ -201,3 +201,9 @@ def test_a_secret_value_is_never_shown() -> None:
     assert shown("ansible_become_password", "hunter2") == "(a secret, not shown)"
     assert shown("vault_token", "hunter2") == shown("github_token", 1) == "(a secret, not shown)"
     assert shown("inference_verify_tokens", 24) == "24"
+
+
+def test_a_renamed_variable_is_refused_naming_the_new_name() -> None:
+    variables = board(rosenblatt_llama_cpp_tag=LLAMA_CPP_COMMIT)
+    assert validate_fleet({"b1": variables}, INPUTS, {"b1": set(variables)}) == [
+        "b1: rosenblatt_llama_cpp_tag was renamed rosenblatt_llama_cpp_ref: set rosenblatt_llama_cpp_ref instead"]

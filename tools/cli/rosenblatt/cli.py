@@ -13,30 +13,17 @@ import json
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rosenblatt import __version__
 from rosenblatt.project import project_dir, use_collections
-from rosenblatt.run import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_OK, run_playbook
+from rosenblatt.run import Exit, run_playbook
 
-EPILOG = """exit codes: 0 done; 1 a task failed on a host; 2 refused before anything ran (bad input);
-3 a host was unreachable; 4 Ansible could not run.
-Runs are kept under runs/<time>-<command>/ (events, stdout, artifacts)."""
-
-# The playbooks behind each command, run in order; a failure stops the sequence.
-PLAYBOOKS: dict[str, list[str]] = {
-    "provision": ["playbooks/flash-image.yml"],  # builds or finds the image first
-    "kernel-build": ["playbooks/kernel.yml"],
-    "rollout-kernel": ["playbooks/flash.yml"],
-    "rollback": ["playbooks/rollback.yml"],
-    "adopt": ["playbooks/adopt.yml"],
-    "verify": ["playbooks/verify.yml"],
-    "fleet-status": ["playbooks/fleet-report.yml"],
-    "virtual-up": ["playbooks/virtual-board.yml"],
-    "virtual-down": ["playbooks/virtual-board.yml"],
-}
+EPILOG = ("exit codes: " + "; ".join(f"{code.value} {code.meaning}" for code in Exit) +
+          ".\nRuns are kept under runs/<time>-<command>/ (events, stdout, artifacts).")
 
 
 # The virtual board has its own inventory; everything else defaults to the real fleet.
@@ -216,68 +203,104 @@ def _stage_key(args: argparse.Namespace) -> str:
     return f"{args.command}-{args.action}" if getattr(args, "action", None) else args.command
 
 
-def _command_options(args: argparse.Namespace, key: str, inventory: Path,
-                     extravars: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """The hosts (--limit), tags and extra vars one command's own options make."""
-    limit: list[str] = []
-    tags: list[str] = []
-    if key in ("provision", "verify", "adopt"):
-        limit = args.boards
-        if key == "adopt" and args.release:
-            extravars["boot_adoption_state"] = "released"
-    elif key == "rollback":
-        limit = [args.board]
-        if args.to:
-            extravars["kernel_rollout_rollback_to"] = args.to
-    elif key == "rollout-kernel":
-        limit = args.limit
-        if args.canary:
-            _known_boards(inventory, [args.canary])
-        extravars.update(rollout_canary=args.canary or "", rollout_batch=args.batch,
-                         rollout_max_fail_percentage=args.max_fail)
-        if args.artifact is None:
-            raise BadInput("rollout kernel needs --artifact FOLDER (rosenblatt kernel build prints it)")
-        if not (args.artifact / "manifest.json").is_file():
-            raise BadInput(f"--artifact {args.artifact}: not a kernel artifact (no manifest.json)")
-        extravars["kernel_rollout_artifact"] = str(args.artifact.resolve())
-    elif key.startswith("virtual-"):
-        limit = args.boards
-        extravars["virtual_board_state"] = "started" if key == "virtual-up" else "stopped"
-        if key == "virtual-down":
-            tags = ["virtual"]  # stopping needs no image
-        if args.fresh:
-            extravars["virtual_board_fresh"] = True
-    return limit, tags
+# What a command's own options make: the hosts (--limit) and tags; extra vars are added in place.
+Plan = Callable[[argparse.Namespace, Path, dict[str, Any]], tuple[list[str], list[str]]]
+
+
+def _on_boards(args: argparse.Namespace, inventory: Path, extravars: dict[str, Any]) -> tuple[list[str], list[str]]:
+    return args.boards, []
+
+
+def _adopt(args: argparse.Namespace, inventory: Path, extravars: dict[str, Any]) -> tuple[list[str], list[str]]:
+    if args.release:
+        extravars["boot_adoption_state"] = "released"
+    return args.boards, []
+
+
+def _rollback(args: argparse.Namespace, inventory: Path, extravars: dict[str, Any]) -> tuple[list[str], list[str]]:
+    if args.to:
+        extravars["kernel_rollout_rollback_to"] = args.to
+    return [args.board], []
+
+
+def _rollout_kernel(args: argparse.Namespace, inventory: Path,
+                    extravars: dict[str, Any]) -> tuple[list[str], list[str]]:
+    if args.canary:
+        _known_boards(inventory, [args.canary])
+    extravars.update(rollout_canary=args.canary or "", rollout_batch=args.batch,
+                     rollout_max_fail_percentage=args.max_fail)
+    if args.artifact is None:
+        raise BadInput("rollout kernel needs --artifact FOLDER (rosenblatt kernel build prints it)")
+    if not (args.artifact / "manifest.json").is_file():
+        raise BadInput(f"--artifact {args.artifact}: not a kernel artifact (no manifest.json)")
+    extravars["kernel_rollout_artifact"] = str(args.artifact.resolve())
+    return args.limit, []
+
+
+def _virtual(args: argparse.Namespace, inventory: Path, extravars: dict[str, Any]) -> tuple[list[str], list[str]]:
+    up = args.action == "up"
+    extravars["virtual_board_state"] = "started" if up else "stopped"
+    if args.fresh:
+        extravars["virtual_board_fresh"] = True
+    return args.boards, [] if up else ["virtual"]  # stopping needs no image
+
+
+def _everything(args: argparse.Namespace, inventory: Path, extravars: dict[str, Any]) -> tuple[list[str], list[str]]:
+    return [], []
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A command that runs playbooks: which ones, in order (a failure stops the sequence), and its plan."""
+
+    playbooks: tuple[str, ...]
+    plan: Plan = _everything
+    fleet_report: bool = False  # the outcome carries reports/fleet-latest.*
+
+
+# Every command that runs playbooks, keyed by command and action (`rosenblatt rollout kernel`: rollout-kernel).
+STAGES: dict[str, Stage] = {
+    "provision": Stage(("playbooks/flash-image.yml",), _on_boards),  # builds or finds the image first
+    "kernel-build": Stage(("playbooks/kernel.yml",)),
+    "rollout-kernel": Stage(("playbooks/flash.yml",), _rollout_kernel),
+    "rollback": Stage(("playbooks/rollback.yml",), _rollback),
+    "adopt": Stage(("playbooks/adopt.yml",), _adopt),
+    "verify": Stage(("playbooks/verify.yml",), _on_boards),
+    "fleet-status": Stage(("playbooks/fleet-report.yml",), fleet_report=True),
+    "virtual-up": Stage(("playbooks/virtual-board.yml",), _virtual),
+    "virtual-down": Stage(("playbooks/virtual-board.yml",), _virtual),
+}
 
 
 def _run_stage(args: argparse.Namespace, project: Path, inventory: Path) -> dict[str, Any]:
     key = _stage_key(args)
+    stage = STAGES[key]
     extravars: dict[str, Any] = {}
     for given in args.extra_vars:
         extravars.update(given)
     _refuse_secrets(args, extravars)
-    limit, tags = _command_options(args, key, inventory, extravars)
+    limit, tags = stage.plan(args, inventory, extravars)
     _known_boards(inventory, limit)
     if args.confirm:
         extravars["rosenblatt_confirm"] = args.confirm
-    missing = [playbook for playbook in PLAYBOOKS[key] if not (project / playbook).is_file()]
+    missing = [playbook for playbook in stage.playbooks if not (project / playbook).is_file()]
     if missing:
         raise BadInput(f"{key.replace('-', ' ')}: {', '.join(missing)} is not in this checkout")
     become_password = _become_password() if args.ask_become_pass else None
     runs_dir = Path(os.environ.get("ROSENBLATT_RUNS", project / "runs"))
     progress = sys.stderr if args.json else sys.stdout
     results = []
-    for playbook in PLAYBOOKS[key]:
+    for playbook in stage.playbooks:
         result = run_playbook(project, playbook, inventory=inventory, runs_dir=runs_dir, label=key, limit=limit,
                               tags=tags, extravars=extravars, check=args.check, progress=progress,
                               become_password=become_password, vault_password_file=args.vault_password_file)
         results.append(result)
-        if result.exit_code != EXIT_OK:
+        if result.exit_code != Exit.OK:
             break
     exit_code = results[-1].exit_code
     outcome: dict[str, Any] = {"command": key.replace("-", " "), "exit_code": exit_code,
                                "runs": [result.as_dict() for result in results]}
-    if key == "fleet-status" and exit_code in (EXIT_OK, 3):
+    if stage.fleet_report and exit_code in (Exit.OK, Exit.UNREACHABLE):
         reports = Path(os.environ.get("ROSENBLATT_REPORTS", project / "reports"))
         outcome["report"] = json.loads((reports / "fleet-latest.json").read_text())
         outcome["report_files"] = [str(reports / f"fleet-latest.{kind}") for kind in ("md", "json", "html")]
@@ -326,13 +349,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     outcome = remove_board(inventory, args.name)
             except InventoryError as error:
                 raise BadInput(str(error)) from error
-            outcome.update(command=f"board {args.action}", exit_code=EXIT_OK)
+            outcome.update(command=f"board {args.action}", exit_code=Exit.OK)
         else:
             outcome = _run_stage(args, project, inventory)
     except BadInput as error:
-        outcome = {"command": _stage_key(args).replace("-", " "), "exit_code": EXIT_BAD_INPUT, "error": str(error)}
+        outcome = {"command": _stage_key(args).replace("-", " "), "exit_code": Exit.BAD_INPUT, "error": str(error)}
     except FileNotFoundError as error:
-        outcome = {"command": _stage_key(args).replace("-", " "), "exit_code": EXIT_ERROR, "error": str(error)}
+        outcome = {"command": _stage_key(args).replace("-", " "), "exit_code": Exit.ANSIBLE_ERROR, "error": str(error)}
     if args.json:
         print(json.dumps(outcome, indent=2))
     elif "error" in outcome:

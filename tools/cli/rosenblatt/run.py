@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import enum
 import os
 import shlex
 import sys
@@ -14,12 +15,28 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-# Exit codes of the CLI, for scripts (README and `rosenblatt --help` list them).
-EXIT_OK = 0
-EXIT_FAILED = 1  # a task failed on at least one host
-EXIT_BAD_INPUT = 2  # refused before anything ran (also argparse's usage errors)
-EXIT_UNREACHABLE = 3  # at least one host could not be reached, none failed otherwise
-EXIT_ERROR = 4  # Ansible itself could not run (syntax error, missing playbook, interrupted)
+
+class Exit(enum.IntEnum):
+    """The CLI's exit codes, for scripts; `rosenblatt --help` and docs/fleet.md print them from here."""
+
+    OK = 0
+    FAILED = 1
+    BAD_INPUT = 2
+    UNREACHABLE = 3
+    ANSIBLE_ERROR = 4
+
+    @property
+    def meaning(self) -> str:
+        return _MEANINGS[self]
+
+
+_MEANINGS = {
+    Exit.OK: "done",
+    Exit.FAILED: "a task failed on a host",
+    Exit.BAD_INPUT: "refused before anything ran (bad input, unknown board, usage error)",
+    Exit.UNREACHABLE: "a host was unreachable (and none failed otherwise)",
+    Exit.ANSIBLE_ERROR: "Ansible could not run (syntax error, missing playbook, interrupted)",
+}
 
 OUTCOMES = {"runner_on_ok": "ok", "runner_on_failed": "FAILED", "runner_on_unreachable": "UNREACHABLE",
             "runner_on_skipped": "skipped"}
@@ -35,15 +52,15 @@ class RunResult:
     failures: list[str] = field(default_factory=list)
 
     @property
-    def exit_code(self) -> int:
+    def exit_code(self) -> Exit:
         if self.rc == 0 and self.status == "successful":
-            return EXIT_OK
+            return Exit.OK
         counts = self.hosts.values()
         if any(host["failed"] for host in counts):
-            return EXIT_FAILED
+            return Exit.FAILED
         if any(host["unreachable"] for host in counts):
-            return EXIT_UNREACHABLE
-        return EXIT_ERROR
+            return Exit.UNREACHABLE
+        return Exit.ANSIBLE_ERROR
 
     def as_dict(self) -> dict[str, Any]:
         return {"playbook": self.playbook, "run_dir": str(self.run_dir), "rc": self.rc, "status": self.status,

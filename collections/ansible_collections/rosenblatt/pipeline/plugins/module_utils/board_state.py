@@ -13,6 +13,10 @@ import json
 import os
 from typing import Any
 
+# Fields renamed since boards started recording them: a record written before is read with the new name
+# (the stage rewrites it with the new name the next time it runs).
+RENAMED_FIELDS = {"runtime": {"llama_cpp_tag": "llama_cpp_ref"}}
+
 
 def read_state(state_dir: str) -> dict[str, Any]:
     """{'components': {name: record}, 'problems': [...]}: every readable record, every unreadable file named."""
@@ -37,5 +41,9 @@ def read_state(state_dir: str) -> dict[str, Any]:
         if not isinstance(record, dict):
             problems.append("%s: a JSON object was expected, found %s" % (path, type(record).__name__))
             continue
-        components[name[: -len(".json")]] = record
+        component = name[: -len(".json")]
+        for old, new in RENAMED_FIELDS.get(component, {}).items():
+            if old in record and new not in record:
+                record[new] = record.pop(old)
+        components[component] = record
     return {"components": components, "problems": problems}

@@ -3,7 +3,7 @@
 """The drift report: per board, what runs and what the stages installed, against the group's pinned versions.
 
 Input per host: the probe facts (`rknpu`, `board`), the recorded state (`rosenblatt_state`), and the pins that
-apply to that host (`rosenblatt_kernel_tag`, `rosenblatt_llama_cpp_tag`, `rosenblatt_model_sha256`).
+apply to that host (`rosenblatt_kernel_tag`, `rosenblatt_llama_cpp_ref`, `rosenblatt_model_sha256`).
 A board is `in-sync` when every pinned component is installed at its pinned version and it runs the
 kernel that was installed, `drift` otherwise (each difference is listed), `unreachable` when it could not
 be probed.
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-PINS = ("rosenblatt_kernel_tag", "rosenblatt_llama_cpp_tag", "rosenblatt_model_sha256")
+PINS = ("rosenblatt_kernel_tag", "rosenblatt_llama_cpp_ref", "rosenblatt_model_sha256")
 
 
 def _short(digest: Any) -> str:
@@ -35,10 +35,10 @@ def drift_of(running_release: str | None, components: Mapping[str, Any], pins: M
             differences.append("kernel: running %s, installed %s" % (running_release, kernel.get("release")))
     runtime = components.get("runtime")
     if runtime is None:
-        differences.append("runtime: not installed (pinned llama.cpp %s)" % pins["rosenblatt_llama_cpp_tag"])
-    elif runtime.get("llama_cpp_tag") != pins["rosenblatt_llama_cpp_tag"]:
+        differences.append("runtime: not installed (pinned llama.cpp %s)" % pins["rosenblatt_llama_cpp_ref"])
+    elif runtime.get("llama_cpp_ref") != pins["rosenblatt_llama_cpp_ref"]:
         differences.append("runtime: llama.cpp %s (pinned %s)"
-                           % (runtime.get("llama_cpp_tag"), pins["rosenblatt_llama_cpp_tag"]))
+                           % (runtime.get("llama_cpp_ref"), pins["rosenblatt_llama_cpp_ref"]))
     model = components.get("model")
     if model is None:
         differences.append("model: not installed (pinned sha256 %s)" % _short(pins["rosenblatt_model_sha256"]))
@@ -63,7 +63,7 @@ def drift_row(host: str, model: str, facts: Mapping[str, Any], pins: Mapping[str
         "status": "drift" if differences else "in-sync",
         "kernel_release": rknpu.get("kernel_release"),
         "kernel_artifact": kernel.get("artifact_sha256"),
-        "llama_cpp": runtime.get("llama_cpp_tag"),
+        "llama_cpp": runtime.get("llama_cpp_ref"),
         "backend": runtime.get("backend_version"),
         "model_sha256": components.get("model", {}).get("sha256"),
         "npu_verdict": rknpu.get("verdict"),

@@ -128,14 +128,14 @@ BOARD_FIELDS: dict[str, Field] = {
 
 # Pins: every version the pipeline uses; only in group_vars/all (README). A git pin that names a tag
 # rather than a commit is accepted only when rosenblatt_tag_pins lists it: a tag can be moved.
-TAG_PINS = ("rosenblatt_kernel_tag", "rosenblatt_llama_cpp_tag")
+TAG_PINS = ("rosenblatt_kernel_tag", "rosenblatt_llama_cpp_ref")
 PIN_FIELDS: dict[str, Field] = {
     "rosenblatt_kernel_tag": Field(str, "a kernel tag such as v7.2.13, or a 40-digit commit",
                                    check=lambda v: bool(re.fullmatch(r"v\d+\.\d+(\.\d+)?(-rc\d+)?", v)
                                                         or COMMIT.fullmatch(v))),
     "rosenblatt_kernel_git_url": Field(str, "an https:// or file:/// URL, or an absolute path", required=False,
                                        check=_git_url),
-    "rosenblatt_llama_cpp_tag": Field(str, "a llama.cpp tag such as b7000, or a 40-digit commit",
+    "rosenblatt_llama_cpp_ref": Field(str, "a llama.cpp tag such as b7000, or a 40-digit commit",
                                       check=lambda v: bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}", v))),
     "rosenblatt_llama_cpp_git_url": Field(str, "an https:// or file:/// URL, or an absolute path", required=False,
                                           check=_git_url),
@@ -144,6 +144,12 @@ PIN_FIELDS: dict[str, Field] = {
     "rosenblatt_model_sha256": Field(str, "64 lowercase hex digits", check=lambda v: bool(SHA256.fullmatch(v))),
     "rosenblatt_tag_pins": Field(list, "a list of the tag pins accepted knowingly (%s)" % ", ".join(TAG_PINS),
                                  required=False, check=lambda v: all(name in TAG_PINS for name in v)),
+}
+
+# Variables that were renamed: an inventory still setting the old name is refused with the new one.
+RENAMED = {
+    "rosenblatt_llama_cpp_tag": "rosenblatt_llama_cpp_ref",  # it holds a commit (or a tag)
+    "runtime_build_git_tag": "runtime_build_git_ref",
 }
 
 
@@ -244,6 +250,7 @@ def host_name_problems(hosts: Iterable[str]) -> list[str]:
 def validate_host(host: str, variables: Mapping[str, Any], inputs: Mapping[str, Input] | None = None,
                   context: Mapping[str, Any] | None = None, defined: Iterable[str] = ()) -> list[str]:
     """One host's problems: its board description, pins, project variables, role inputs and misspelt names."""
+    defined = set(defined)
     problems = []
     for name, field in ALL_FIELDS.items():
         if name in variables:
@@ -262,13 +269,15 @@ def validate_host(host: str, variables: Mapping[str, Any], inputs: Mapping[str, 
                             "%s in rosenblatt_tag_pins (group_vars/all) to accept the tag knowingly"
                             % (host, name, value, name))
     problems.extend(untested_pin_problems(host, dict(variables)))
+    problems.extend("%s: %s was renamed %s: set %s instead" % (host, old, new, new)
+                    for old, new in RENAMED.items() if old in variables or old in defined)
     inputs = inputs or {}
     context = {"verdicts": tuple(VERDICTS), **(context or {})}
     for name, spec in inputs.items():
         if name in variables and name not in ALL_FIELDS:
             problems.extend("%s: %s" % (host, problem)
                             for problem in input_problems(name, spec, variables[name], context, suggestion))
-    known = set(ALL_FIELDS) | set(inputs) | set(ANSIBLE_VARIABLES)
+    known = set(ALL_FIELDS) | set(inputs) | set(ANSIBLE_VARIABLES) | set(RENAMED)
     for name in sorted(set(defined) - known):
         hint = suggestion(name, known)
         if hint:

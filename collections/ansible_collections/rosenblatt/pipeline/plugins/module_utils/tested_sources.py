@@ -27,7 +27,7 @@ TESTED_SOURCES: dict[str, tuple[TestedSource, ...]] = {
         TestedSource("v7.2.13", "Linux 7.2.13 from Debian's linux-source-7.2 7.2.13-1 (sid), which the kernel "
                                 "stage tests build"),
     ),
-    "rosenblatt_llama_cpp_tag": (
+    "rosenblatt_llama_cpp_ref": (
         TestedSource(LLAMA_CPP_COMMIT, "llama.cpp b11312, the vendor/llama.cpp of the llama-cpp-python %s sdist, "
                                        "which the runtime tests build" % LLAMA_CPP_PYTHON_VERSION),
     ),
