@@ -15,6 +15,8 @@ import json
 import os
 from typing import Any
 
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.atomic_file import write_atomically
+
 MANIFEST = "manifest.json"
 
 
@@ -57,11 +59,7 @@ def build_manifest(root: str, info: dict[str, Any]) -> dict[str, Any]:
 
 def write_manifest(root: str, info: dict[str, Any]) -> dict[str, Any]:
     manifest = build_manifest(root, info)
-    temporary = os.path.join(root, "." + MANIFEST + ".tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(manifest, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-    os.replace(temporary, os.path.join(root, MANIFEST))
+    write_atomically(os.path.join(root, MANIFEST), json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
 
 

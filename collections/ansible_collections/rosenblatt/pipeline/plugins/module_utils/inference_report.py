@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
 from typing import Any
+
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.atomic_file import write_atomically
 
 PPL_LINE = re.compile(r"Final estimate: PPL = ([0-9.]+) \+/- ([0-9.]+)")
 
@@ -185,3 +188,66 @@ def render_svg(report: dict[str, Any]) -> str:
                   '<text x="%.1f" y="%d">%.1f</text>' % (left + length + 5, top + 15, row["tokens_per_s"])]
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
+
+
+def derived_checks(params: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The checks the raw outputs make: output produced, greedy agreement and perplexity against the reference."""
+    reference = params["reference"]
+    checks = []
+    completions = params["completions"]
+    if completions:
+        empty = [config for config, texts in completions.items() if not texts or not all(t.strip() for t in texts)]
+        checks.append({"name": "output produced", "ok": not empty,
+                       "detail": "empty output from %s" % ", ".join(sorted(empty)) if empty else
+                       "%d prompt(s) in %d configuration(s)" % (len(completions.get(reference, [])), len(completions))})
+        references = completions.get(reference, [])
+        for config, texts in sorted(completions.items()):
+            if config == reference:
+                continue
+            name = "greedy agreement %s vs %s" % (config, reference)
+            if len(texts) != len(references):
+                checks.append({"name": name, "ok": False, "detail": "%d completion(s) for %d reference prompt(s)"
+                               % (len(texts), len(references))})
+                continue
+            pairs = list(zip(references, texts, strict=True))
+            shared = [agreeing_prefix(ref, text) for ref, text in pairs]
+            needed = [min(params["agreement_chars"], len(ref), len(text)) for ref, text in pairs]
+            checks.append({"name": name, "ok": all(s >= n for s, n in zip(shared, needed, strict=True)),
+                           "detail": "shared prefix per prompt %s characters, %d required" % (
+                               shared, params["agreement_chars"])})
+    perplexity = None
+    if params["perplexity"]:
+        by_config = {config: parse_perplexity(text) for config, text in params["perplexity"].items()}
+        perplexity = {"by_config": by_config, "bound": params["perplexity_bound"], "relative_difference": None}
+        base = by_config.get(reference)
+        for config, value in sorted(by_config.items()):
+            if config == reference or not base:
+                continue
+            difference = abs(value["ppl"] - base["ppl"]) / base["ppl"]
+            perplexity["relative_difference"] = max(difference, perplexity["relative_difference"] or 0.0)
+            checks.append({"name": "perplexity %s vs %s" % (config, reference),
+                           "ok": difference <= params["perplexity_bound"],
+                           "detail": "%.4f vs %.4f: %.3f%% (bound %.3f%%)" % (
+                               value["ppl"], base["ppl"], difference * 100, params["perplexity_bound"] * 100)})
+    return checks, perplexity
+
+
+def previous_report(directory: str) -> dict[str, Any] | None:
+    """The host's latest report before this run, if there is one."""
+    latest = os.path.join(directory, "latest.json")
+    if not os.path.exists(latest):
+        return None
+    with open(latest, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def write_report(directory: str, run: str, report: dict[str, Any]) -> None:
+    """<run>.json, .md and (with benchmarks) .svg, each written whole, and the same as latest.*."""
+    os.makedirs(directory, exist_ok=True)
+    svg_name = run + ".svg" if report["bench"] else None
+    outputs = {".json": json.dumps(report, indent=2, sort_keys=True) + "\n", ".md": render_markdown(report, svg_name)}
+    if svg_name:
+        outputs[".svg"] = render_svg(report)
+    for suffix, text in outputs.items():
+        for name in (run, "latest"):
+            write_atomically(os.path.join(directory, name + suffix), text)

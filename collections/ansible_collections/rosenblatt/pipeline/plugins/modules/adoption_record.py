@@ -76,6 +76,8 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.atomic_file import write_atomically
+
 
 def _snapshot(path: str) -> dict[str, Any]:
     if not os.path.lexists(path):
@@ -85,17 +87,6 @@ def _snapshot(path: str) -> dict[str, Any]:
     info = os.stat(path)
     return {"existed": True, "sha256": hashlib.sha256(data).hexdigest(), "mode": info.st_mode & 0o7777,
             "uid": info.st_uid, "gid": info.st_gid, "content": base64.b64encode(data).decode("ascii")}
-
-
-def _write_atomically(path: str, data: bytes, mode: int, uid: int = 0, gid: int = 0) -> None:
-    partial = path + ".rosenblatt-partial"
-    with open(partial, "wb") as stream:
-        stream.write(data)
-        stream.flush()
-        os.fsync(stream.fileno())
-    os.chmod(partial, mode)
-    os.chown(partial, uid, gid)
-    os.replace(partial, path)
 
 
 def _summary(files: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -129,8 +120,8 @@ def main() -> None:
         if not module.check_mode:
             for path, entry in files.items():
                 if entry["existed"]:
-                    _write_atomically(path, base64.b64decode(entry["content"]), entry["mode"],
-                                      entry["uid"], entry["gid"])
+                    write_atomically(path, base64.b64decode(entry["content"]), entry["mode"],
+                                     (entry["uid"], entry["gid"]))
                 elif os.path.lexists(path):
                     os.unlink(path)
             os.unlink(record_file)
@@ -145,7 +136,7 @@ def main() -> None:
     record["notes"] = notes
     if changed and not module.check_mode:
         os.makedirs(os.path.dirname(record_file), mode=0o755, exist_ok=True)
-        _write_atomically(record_file, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode(), 0o600)
+        write_atomically(record_file, json.dumps(record, indent=2, sort_keys=True) + "\n", 0o600)
     module.exit_json(changed=changed, files=_summary(record["files"]), recorded=new, notes=notes)
 
 

@@ -107,69 +107,19 @@ regressions:
   returned: always
 """
 
-import json
 import os
-import shutil
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.rosenblatt.pipeline.plugins.module_utils.inference_report import (
     ReportError,
-    agreeing_prefix,
     build_report,
     compare,
+    derived_checks,
     parse_llama_bench,
-    parse_perplexity,
-    render_markdown,
-    render_svg,
+    previous_report,
+    write_report,
 )
-
-
-def derived_checks(params: dict) -> tuple[list[dict], dict | None]:
-    reference = params["reference"]
-    checks = []
-    completions = params["completions"]
-    if completions:
-        empty = [config for config, texts in completions.items() if not texts or not all(t.strip() for t in texts)]
-        checks.append({"name": "output produced", "ok": not empty,
-                       "detail": "empty output from %s" % ", ".join(sorted(empty)) if empty else
-                       "%d prompt(s) in %d configuration(s)" % (len(completions.get(reference, [])), len(completions))})
-        references = completions.get(reference, [])
-        for config, texts in sorted(completions.items()):
-            if config == reference:
-                continue
-            name = "greedy agreement %s vs %s" % (config, reference)
-            if len(texts) != len(references):
-                checks.append({"name": name, "ok": False, "detail": "%d completion(s) for %d reference prompt(s)"
-                               % (len(texts), len(references))})
-                continue
-            pairs = list(zip(references, texts, strict=True))
-            shared = [agreeing_prefix(ref, text) for ref, text in pairs]
-            needed = [min(params["agreement_chars"], len(ref), len(text)) for ref, text in pairs]
-            checks.append({"name": name, "ok": all(s >= n for s, n in zip(shared, needed, strict=True)),
-                           "detail": "shared prefix per prompt %s characters, %d required" % (
-                               shared, params["agreement_chars"])})
-    perplexity = None
-    if params["perplexity"]:
-        by_config = {config: parse_perplexity(text) for config, text in params["perplexity"].items()}
-        perplexity = {"by_config": by_config, "bound": params["perplexity_bound"], "relative_difference": None}
-        base = by_config.get(reference)
-        for config, value in sorted(by_config.items()):
-            if config == reference or not base:
-                continue
-            difference = abs(value["ppl"] - base["ppl"]) / base["ppl"]
-            perplexity["relative_difference"] = max(difference, perplexity["relative_difference"] or 0.0)
-            checks.append({"name": "perplexity %s vs %s" % (config, reference),
-                           "ok": difference <= params["perplexity_bound"],
-                           "detail": "%.4f vs %.4f: %.3f%% (bound %.3f%%)" % (
-                               value["ppl"], base["ppl"], difference * 100, params["perplexity_bound"] * 100)})
-    return checks, perplexity
-
-
-def write_atomically(path: str, text: str) -> None:
-    with open(path + ".tmp", "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(path + ".tmp", path)
 
 
 def main() -> None:
@@ -200,25 +150,12 @@ def main() -> None:
     meta = dict(params["meta"], host=params["host"], run=params["run"], reference=params["reference"])
     report = build_report(meta, bench, params["checks"] + checks, perplexity, params["completions"])
     directory = os.path.join(params["reports_dir"], params["host"])
-    latest = os.path.join(directory, "latest.json")
-    previous = None
-    if os.path.exists(latest):
-        with open(latest, encoding="utf-8") as handle:
-            previous = json.load(handle)
-    report["regressions"] = compare(previous, report, params["tolerance"])
+    report["regressions"] = compare(previous_report(directory), report, params["tolerance"])
     base = os.path.join(directory, params["run"])
     result = {"report": base + ".json", "markdown": base + ".md", "ok": report["ok"],
               "regressions": report["regressions"], "changed": not module.check_mode}
     if not module.check_mode:
-        os.makedirs(directory, exist_ok=True)
-        svg_name = params["run"] + ".svg" if bench else None
-        write_atomically(base + ".json", json.dumps(report, indent=2, sort_keys=True) + "\n")
-        write_atomically(base + ".md", render_markdown(report, svg_name))
-        if svg_name:
-            write_atomically(base + ".svg", render_svg(report))
-        for suffix in (".json", ".md", ".svg"):
-            if os.path.exists(base + suffix):
-                shutil.copyfile(base + suffix, os.path.join(directory, "latest" + suffix))
+        write_report(directory, params["run"], report)
     failures = [check["name"] for check in report["checks"] if not check["ok"]]
     if failures:
         module.fail_json(msg="%s: verification failed: %s (report %s)" % (params["host"], ", ".join(failures),
