@@ -3,12 +3,13 @@
 """The board catalogue, keyed by `board_model`: what differs between the boards we build for. The inventory
 check, the kernel stage (the DTB each model gets overlaid and verified), board_image (console, DTB, drivers
 for the initramfs), the NPU probe and the rollout read it. Adding a board is one entry here; adding a SoC is
-one entry in SOCS. docs/boards.md lists the sources of every value.
+one entry in SOCS.
 
 A board: soc, dtb (below arch/arm64/boot/dts; empty: the firmware's own device tree), console (the serial
 console for console=), watchdog_module, initramfs_modules (what reaches the root file system on its media),
 source (where the values come from). A SoC: npu (compatible string, cores with their unit address and IOMMU
-unit address) and big_cores (the CPUs inference is pinned to); a SoC without an NPU has npu None.
+unit address), big_cores (the CPUs inference is pinned to) and soc_source; a SoC without an NPU has npu None.
+docs/boards.md's tables are generated from here (tools/doc_tables.py).
 """
 
 from __future__ import annotations
@@ -17,16 +18,16 @@ from typing import Any
 
 SOCS: dict[str, dict[str, Any]] = {
     "rk3588": {
-        # arch/arm64/boot/dts/rockchip/rk3588-base.dtsi: rknn_core_0..2 and rknn_mmu_0..2.
         "npu": {"compatible": "rockchip,rk3588-rknn-core",
                 "cores": [{"unit": "fdab0000", "iommu": "fdab9000"},
                           {"unit": "fdac0000", "iommu": "fdaca000"},
                           {"unit": "fdad0000", "iommu": "fdada000"}]},
-        # cpu4-cpu7 are the Cortex-A76 cluster (rk3588-base.dtsi cpu_b0..cpu_b3).
         "big_cores": "4-7",
+        "soc_source": "Linux 7.2 arch/arm64/boot/dts/rockchip/rk3588-base.dtsi (rknn_core_0..2, rknn_mmu_0..2; "
+                      "cpu_b0..cpu_b3, CPUs 4-7, the Cortex-A76 cluster); drivers/accel/rocket",
     },
-    "qemu-virt": {"npu": None, "big_cores": "0-1"},
-    "none": {"npu": None, "big_cores": ""},
+    "qemu-virt": {"npu": None, "big_cores": "0-1", "soc_source": "the virtual board's two vCPUs (virtual_board)"},
+    "none": {"npu": None, "big_cores": "", "soc_source": "stand-in hosts: nothing is pinned"},
 }
 
 # The RK3588 boards' storage and PCIe drivers (NVMe over the SoC's PCIe 3 controller and its combo PHY, eMMC,
@@ -36,20 +37,21 @@ _RK3588_ROOT_DRIVERS = ["nvme", "mmc_block", "sdhci_of_dwcmshc", "dw_mmc_rockchi
 
 BOARDS: dict[str, dict[str, Any]] = {
     "radxa-rock-5-itx-plus": {
-        # The ITX+ has no DTS of its own in 7.2: it is the ROCK 5 ITX with more memory options (Radxa's docs).
         "soc": "rk3588", "dtb": "rockchip/rk3588-rock-5-itx.dtb", "console": "ttyS2,1500000",
         "watchdog_module": "dw_wdt", "initramfs_modules": _RK3588_ROOT_DRIVERS,
-        "source": "arch/arm64/boot/dts/rockchip/rk3588-rock-5-itx.dts (stdout-path serial2:1500000n8)",
+        "source": "Linux 7.2 arch/arm64/boot/dts/rockchip/rk3588-rock-5-itx.dts (stdout-path serial2:1500000n8); "
+                  "the ITX+ has no DTS of its own in 7.2: it is the ROCK 5 ITX with more memory options (Radxa's "
+                  "docs; docs/hardware-validation.md K1 checks that it boots)",
     },
     "radxa-rock-5-itx": {
         "soc": "rk3588", "dtb": "rockchip/rk3588-rock-5-itx.dtb", "console": "ttyS2,1500000",
         "watchdog_module": "dw_wdt", "initramfs_modules": _RK3588_ROOT_DRIVERS,
-        "source": "arch/arm64/boot/dts/rockchip/rk3588-rock-5-itx.dts (stdout-path serial2:1500000n8)",
+        "source": "Linux 7.2 arch/arm64/boot/dts/rockchip/rk3588-rock-5-itx.dts (stdout-path serial2:1500000n8)",
     },
     "radxa-rock-5b": {
         "soc": "rk3588", "dtb": "rockchip/rk3588-rock-5b.dtb", "console": "ttyS2,1500000",
         "watchdog_module": "dw_wdt", "initramfs_modules": _RK3588_ROOT_DRIVERS,
-        "source": "arch/arm64/boot/dts/rockchip/rk3588-rock-5b.dts (stdout-path serial2:1500000n8)",
+        "source": "Linux 7.2 arch/arm64/boot/dts/rockchip/rk3588-rock-5b.dts (stdout-path serial2:1500000n8)",
     },
     "qemu-virt-arm64": {
         # The virtual board: QEMU generates its device tree; the watchdog is the i6300esb it is given.

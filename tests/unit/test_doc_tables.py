@@ -1,5 +1,5 @@
-"""Each role input is written once: described in meta/argument_specs.yml, valued in defaults/main.yml, and
-the README's table generated from both (tools/role_docs.py)."""
+"""Each fact written once: a role input described in meta/argument_specs.yml and valued in defaults/main.yml,
+a board in the catalogue; the tables of the role READMEs and docs/boards.md generated (tools/doc_tables.py)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-_SPEC = importlib.util.spec_from_file_location("role_docs", REPO / "tools/role_docs.py")
+_SPEC = importlib.util.spec_from_file_location("doc_tables", REPO / "tools/doc_tables.py")
 assert _SPEC and _SPEC.loader
-role_docs = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(role_docs)
+doc_tables = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(doc_tables)
 ROLES = sorted(path.parents[1] for path in (REPO / "roles").glob("*/meta/argument_specs.yml"))
 
 
@@ -37,8 +37,8 @@ def test_every_default_is_described_and_no_description_holds_a_default(role: Pat
         "a default in meta/argument_specs.yml (Ansible applies only defaults/main.yml's: write it there)"
 
 
-def test_role_readmes_are_generated_from_the_role_files() -> None:
-    result = subprocess.run([sys.executable, str(REPO / "tools/role_docs.py"), "--check"],
+def test_generated_tables_are_current() -> None:
+    result = subprocess.run([sys.executable, str(REPO / "tools/doc_tables.py"), "--check"],
                             capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
 
@@ -52,8 +52,15 @@ def test_a_changed_description_makes_the_readme_stale(tmp_path: Path) -> None:
         "demo_role_port": {"type": "int", "description": ["SSH port.", "Allowed: 1 to 65535."]},
         "demo_role_host": {"type": "str", "required": True, "description": "Host | name."}}}}}
     (role / "meta/argument_specs.yml").write_text(yaml.safe_dump(spec))
-    (role / "README.md").write_text(f"# demo\n\n{role_docs.BEGIN}\nold\n{role_docs.END}\n\nAfter.\n")
-    text = role_docs.rendered(role)
+    begin, end = doc_tables.begin("inputs"), doc_tables.end("inputs")
+    (role / "README.md").write_text(f"# demo\n\n{begin}\nold\n{end}\n\nAfter.\n")
+    text = doc_tables.rendered(role / "README.md", {"inputs": doc_tables.inputs_table(role)})
     assert "| `demo_role_port` | `22` | SSH port. Allowed: 1 to 65535. |" in text
     assert "| `demo_role_host` | required | Host \\| name. |" in text
-    assert text.endswith(f"{role_docs.END}\n\nAfter.\n") and "old" not in text
+    assert text.endswith(f"{end}\n\nAfter.\n") and "old" not in text
+
+
+def test_the_board_table_has_every_catalogued_board() -> None:
+    table = doc_tables.boards_table()
+    assert [line.split("`")[1] for line in table.splitlines()[2:]] == list(doc_tables.BOARDS)
+    assert "| `radxa-rock-5-itx-plus` | rk3588 | rockchip/rk3588-rock-5-itx.dtb | ttyS2,1500000 | dw_wdt |" in table
