@@ -107,6 +107,41 @@ def check_backend_ops(result: subprocess.CompletedProcess, device: str = MODEL_D
     assert "FAIL" not in result.stdout
 
 
+def mul_mat_cases(output: str) -> dict[str, list[tuple[str, int]]]:
+    """test-backend-ops' MUL_MAT cases with f32 activations, by outcome ("OK", "not supported"): the weight
+    type and the batch (activation rows: n times the broadcast batch dimensions)."""
+    cases: dict[str, list[tuple[str, int]]] = {"OK": [], "not supported": []}
+    for line in output.splitlines():
+        case = re.search(r"MUL_MAT\(type_a=(\w+),type_b=f32,m=\d+,n=(\d+),k=\d+,bs=\[(\d+),(\d+)\],nr=\[(\d+),(\d+)\]",
+                         line)
+        outcome = next((name for name in cases if name in line), None)
+        if case and outcome:
+            n, bs0, bs1, nr0, nr1 = (int(value) for value in case.groups()[1:])
+            cases[outcome].append((case.group(1), n * bs0 * nr0 * bs1 * nr1))
+    return cases
+
+
+@pytest.mark.parametrize("min_batch", [None, "64"], ids=["default-32", "64"])
+def test_offload_policy_is_visible_to_the_scheduler(runtime: Path, min_batch: str | None) -> None:
+    """The minimum batch is in supports_op, where ggml's scheduler (and test-backend-ops) sees it: batches below
+    it are declined, so they run on the CPU backend over the weights' original bytes (the buffer is host memory),
+    and never reach the backend; batches from it on are claimed and run on the NPU."""
+    settings = {"GGML_RKNPU_MIN_BATCH": min_batch} if min_batch else {}
+    result = run(runtime, "test-backend-ops", "-b", "RKNPU", "-o", "MUL_MAT", npu=settings)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    threshold = int(min_batch or 32)
+    cases = mul_mat_cases(result.stdout)
+    small_ok = [case for case in cases["OK"] if case[1] < threshold]
+    assert cases["OK"] and not small_ok, small_ok
+    declined = {weight for weight, rows in cases["not supported"] if rows < threshold and weight in CLAIMED_TYPES}
+    assert declined == CLAIMED_TYPES, declined ^ CLAIMED_TYPES  # every claimed type, at a batch of 1 at least
+    if min_batch:  # cases between 32 and 64 rows, claimed at the default, are declined here
+        assert any(32 <= rows < threshold for _, rows in cases["not supported"])
+    stats = npu_stats(result)
+    assert stats["npu_ops"] == len(cases["OK"]) and stats["cpu_ops"] == 0
+    assert "FAIL" not in result.stdout
+
+
 def test_backend_is_clean_under_asan_and_ubsan(runtime: Path, tmp_path: Path) -> None:
     """The backend and libnpu built with AddressSanitizer and UndefinedBehaviorSanitizer against the same ggml,
     loaded into the runtime's test-backend-ops (the sanitizer runtimes preloaded), leaks checked at exit."""
@@ -191,11 +226,13 @@ def continuation(result: subprocess.CompletedProcess) -> list[str]:
     return result.stdout[len(PROMPT):].split()
 
 
-def test_greedy_output_agrees_with_cpu_only(runtime: Path, model: Path) -> None:
-    """The default configuration: the prompt's matmuls on the NPU, decoding on the CPU path; the greedy
-    continuation starts the same as CPU-only's."""
+@pytest.mark.parametrize("load_mode", ["auto", "none"])
+def test_greedy_output_agrees_with_cpu_only(runtime: Path, model: Path, load_mode: str) -> None:
+    """The default configuration: the prompt's matmuls on the NPU, decoding on the CPU backend; the greedy
+    continuation starts the same as CPU-only's. With --load-mode none the loader reads the weights into the
+    (host) buffer itself, bypassing set_tensor: they are converted at their first NPU use instead."""
     args = ("-m", str(model), "-p", PROMPT, "-n", "24", "--temp", "0", "-s", "1", "-no-cnv", "-t", "2",
-            "--no-warmup")
+            "--no-warmup", "--load-mode", load_mode)
     cpu = continuation(run(runtime, "llama-completion", *args))
     with_npu = run(runtime, "llama-completion", *args, npu={})
     npu = continuation(with_npu)
@@ -203,7 +240,12 @@ def test_greedy_output_agrees_with_cpu_only(runtime: Path, model: Path) -> None:
     print(f"\ngreedy: {agreed} words agree; CPU: {' '.join(cpu)!r}; RKNPU: {' '.join(npu)!r}")
     assert agreed >= GREEDY_WORDS
     stats = npu_stats(with_npu)
-    assert stats["npu_ops"] >= 100 and stats["cpu_ops"] > 0  # the prompt on the NPU, each decoded token not
+    # The prompt's one graph ran each weight's matmul at most once on the NPU (the last layer's rows after
+    # attention are only the output token's, below the minimum); the 23 decode graphs' matmuls never reached
+    # the backend: the scheduler gave them to the CPU backend (cpu_ops counts nothing any more).
+    assert 100 <= stats["npu_ops"] <= 127 and stats["cpu_ops"] == 0
+    # mmap (auto): every weight converted when loaded; none: only those the NPU used, at their first use
+    assert stats["weights"] == 127 if load_mode == "auto" else stats["npu_ops"] <= stats["weights"] < 127
 
 
 @pytest.mark.slow

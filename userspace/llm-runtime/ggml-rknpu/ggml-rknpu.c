@@ -6,8 +6,9 @@
  *
  * Weights the model loader places in this backend's buffer type are converted once, when they are
  * loaded, into the NPU layout (INT8 with per-output-channel scales, or FP16); their original bytes stay
- * in the buffer for batches smaller than GGML_RKNPU_MIN_BATCH (decode), which run on the CPU backend's
- * own kernels. Everything else stays on the CPU backend. Design and measurements: docs/ggml-rknpu.md.
+ * in the buffer, which is host memory to ggml, so the CPU backend reads them for batches smaller than
+ * GGML_RKNPU_MIN_BATCH (decode): supports_op declines those, and ggml's scheduler runs them on the CPU as
+ * it does everything else. Design and measurements: docs/ggml-rknpu.md.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -30,8 +31,9 @@
 
 #define RKNPU_NAME "RKNPU"
 #define RKNPU_ALIGNMENT 64
-/* Batches (rows of activations) below this run on the CPU: on the board, decode (one row) is bound by
- * memory bandwidth, where the original quantized weights beat the NPU's 8- or 16-bit copy. */
+/* Batches (rows of activations) below this are left to the CPU backend (supports_op says no): on the
+ * board, decode (one row) is bound by memory bandwidth, where the original quantized weights beat the
+ * NPU's 8- or 16-bit copy. */
 #define RKNPU_DEFAULT_MIN_BATCH 32
 /* INT8 quantization groups along K, each with its own weight and activation scale: per-row scales alone
  * lose too much on real activations (their outliers); measurements in docs/ggml-rknpu.md. */
@@ -44,6 +46,8 @@ struct rknpu_weight {
 	struct rknpu_weight *next;
 };
 
+/* cpu_*: no longer counted (0): batches below the minimum never reach this backend, the scheduler runs
+ * them on the CPU backend. Kept in the JSON while its readers (roles/inference_verify) expect the keys. */
 struct rknpu_stats {
 	uint64_t npu_ops, npu_macs, cpu_ops, cpu_macs;
 	uint64_t weights_converted, weight_npu_bytes, weight_source_bytes;
@@ -71,9 +75,6 @@ struct rknpu_buffer {
 
 struct rknpu_backend {
 	struct rknpu_device *device;
-	ggml_backend_t cpu; /* small batches: the CPU backend's kernels on the original weights */
-	ggml_backend_set_n_threads_t cpu_set_threads;
-	struct ggml_context *scratch; /* metadata of the one-node graphs given to the CPU backend */
 };
 
 static struct rknpu_device rknpu_device_state = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -435,12 +436,14 @@ static size_t rknpu_buffer_type_alignment(ggml_backend_buffer_type_t buffer_type
 	return RKNPU_ALIGNMENT;
 }
 
-/* Not host memory to ggml: the loader must hand every weight to set_tensor (the conversion), never
- * write into the buffer itself (as it does for host buffers with --no-mmap). */
+/* Host memory (plain system memory, which the NPU shares), holding the weights' original bytes: the CPU
+ * backend reads them for the batches supports_op declines, and the CPU reads results in place. The
+ * loader writes into host buffers itself when it does not map the file (--load-mode none) instead of
+ * calling set_tensor; such a weight is converted at its first NPU use instead (rknpu_mul_mat). */
 static bool rknpu_buffer_type_is_host(ggml_backend_buffer_type_t buffer_type)
 {
 	(void)buffer_type;
-	return false;
+	return true;
 }
 
 static struct ggml_backend_buffer_type rknpu_buffer_type_state;
@@ -476,13 +479,13 @@ static void rknpu_write_stats(const struct rknpu_device *device)
 
 	if (!device->stats_path || !*device->stats_path)
 		return;
-	GGML_LOG_INFO("rknpu: MUL_MAT on the NPU: %" PRIu64 " ops, %.3f GMAC, %.3f s (%.3f s in the device); on the CPU "
-		      "(batch < %u): %" PRIu64 " ops, %.3f GMAC, %.3f s; %" PRIu64 " weights converted in %.3f s (%.1f MiB "
-		      "NPU, %.1f MiB source); %s\n",
+	GGML_LOG_INFO("rknpu: MUL_MAT on the NPU: %" PRIu64 " ops, %.3f GMAC, %.3f s (%.3f s in the device); batches "
+		      "below %u left to the CPU backend; %" PRIu64 " weights converted in %.3f s (%.1f MiB NPU, %.1f MiB "
+		      "source); %s\n",
 		      stats->npu_ops, (double)stats->npu_macs * 1e-9, stats->npu_seconds, stats->npu_device_seconds,
-		      device->min_batch, stats->cpu_ops, (double)stats->cpu_macs * 1e-9, stats->cpu_seconds,
-		      stats->weights_converted, stats->convert_seconds, (double)stats->weight_npu_bytes / (1 << 20),
-		      (double)stats->weight_source_bytes / (1 << 20), device->description);
+		      device->min_batch, stats->weights_converted, stats->convert_seconds,
+		      (double)stats->weight_npu_bytes / (1 << 20), (double)stats->weight_source_bytes / (1 << 20),
+		      device->description);
 	FILE *out = fopen(device->stats_path, "w");
 	if (!out) {
 		GGML_LOG_ERROR("rknpu: cannot write GGML_RKNPU_STATS %s: %s\n", device->stats_path, strerror(errno));
@@ -507,33 +510,11 @@ static void rknpu_backend_free(ggml_backend_t backend)
 	struct rknpu_backend *context = backend->context;
 
 	pthread_mutex_lock(&context->device->lock);
-	if (context->device->stats.npu_ops + context->device->stats.cpu_ops)
+	if (context->device->stats.npu_ops)
 		rknpu_write_stats(context->device);
 	pthread_mutex_unlock(&context->device->lock);
-	if (context->cpu)
-		ggml_backend_free(context->cpu);
-	ggml_free(context->scratch);
 	free(context);
 	free(backend);
-}
-
-/* The CPU backend's own kernels on the original weight: one MUL_MAT node over the same memory. */
-static enum ggml_status rknpu_mul_mat_cpu(struct rknpu_backend *context, struct ggml_tensor *node)
-{
-	const struct ggml_tensor *weight = node->src[0], *input = node->src[1];
-	struct ggml_tensor *a, *b, *product;
-	struct ggml_cgraph *graph;
-
-	ggml_reset(context->scratch);
-	a = ggml_new_tensor(context->scratch, weight->type, GGML_MAX_DIMS, weight->ne);
-	b = ggml_new_tensor(context->scratch, input->type, GGML_MAX_DIMS, input->ne);
-	a->data = weight->data;
-	b->data = input->data;
-	product = ggml_mul_mat(context->scratch, a, b);
-	product->data = node->data;
-	graph = ggml_new_graph_custom(context->scratch, 4, false);
-	ggml_build_forward_expand(graph, product);
-	return ggml_backend_graph_compute(context->cpu, graph);
 }
 
 static enum ggml_status rknpu_mul_mat(struct rknpu_backend *context, struct ggml_tensor *node)
@@ -549,18 +530,10 @@ static enum ggml_status rknpu_mul_mat(struct rknpu_backend *context, struct ggml
 	enum ggml_status status = GGML_STATUS_SUCCESS;
 	double started = rknpu_now();
 
-	if (rows < device->min_batch) {
-		status = rknpu_mul_mat_cpu(context, node);
-		pthread_mutex_lock(&device->lock);
-		device->stats.cpu_ops++;
-		device->stats.cpu_macs += macs;
-		device->stats.cpu_seconds += rknpu_now() - started;
-		pthread_mutex_unlock(&device->lock);
-		return status;
-	}
 	pthread_mutex_lock(&device->lock);
-	/* Weights buffers keep the NPU form; in other buffers (test graphs) the bytes may change between
-	 * graphs, so the form made here is dropped after the call. */
+	/* Weights buffers keep the NPU form (made here if the loader wrote the bytes itself); in
+	 * other buffers (test graphs) the bytes may change between graphs, so the form made here is dropped
+	 * after the call. */
 	if (ggml_backend_buffer_get_usage(weight->buffer) == GGML_BACKEND_BUFFER_USAGE_WEIGHTS) {
 		struct rknpu_weight *kept = rknpu_weight_of(buffer, weight);
 		if (!kept) {
@@ -627,14 +600,6 @@ static ggml_guid_t rknpu_guid(void)
 	return &guid;
 }
 
-void ggml_backend_rknpu_set_n_threads(ggml_backend_t backend, int n_threads)
-{
-	struct rknpu_backend *context = backend->context;
-
-	if (context->cpu_set_threads)
-		context->cpu_set_threads(context->cpu, n_threads);
-}
-
 /* ---- device ---- */
 
 static const char *rknpu_device_name(ggml_backend_dev_t dev)
@@ -677,39 +642,20 @@ static ggml_backend_t rknpu_device_init_backend(ggml_backend_dev_t dev, const ch
 {
 	struct rknpu_backend *context = calloc(1, sizeof(*context));
 	ggml_backend_t backend = calloc(1, sizeof(*backend));
-	ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
-	struct ggml_init_params scratch = {
-		.mem_size = 4 * ggml_tensor_overhead() + ggml_graph_overhead_custom(4, false),
-		.no_alloc = true,
-	};
 
 	(void)params;
-	if (!context || !backend || !cpu) {
-		GGML_LOG_ERROR("rknpu: %s\n", cpu ? "out of memory" : "no CPU backend to run small batches on");
-		goto fail;
+	if (!context || !backend) {
+		GGML_LOG_ERROR("rknpu: out of memory\n");
+		free(context);
+		free(backend);
+		return NULL;
 	}
 	context->device = dev->context;
-	context->cpu = ggml_backend_dev_init(cpu, NULL);
-	context->scratch = ggml_init(scratch);
-	if (!context->cpu || !context->scratch) {
-		GGML_LOG_ERROR("rknpu: cannot start the CPU backend for small batches\n");
-		goto fail;
-	}
-	context->cpu_set_threads = (ggml_backend_set_n_threads_t)ggml_backend_reg_get_proc_address(
-		ggml_backend_dev_backend_reg(cpu), "ggml_backend_set_n_threads");
 	backend->guid = rknpu_guid();
 	backend->iface = rknpu_backend_interface;
 	backend->device = dev;
 	backend->context = context;
 	return backend;
-fail:
-	if (context && context->cpu)
-		ggml_backend_free(context->cpu);
-	if (context)
-		ggml_free(context->scratch);
-	free(context);
-	free(backend);
-	return NULL;
 }
 
 static ggml_backend_buffer_type_t rknpu_device_buffer_type(ggml_backend_dev_t dev)
@@ -718,22 +664,27 @@ static ggml_backend_buffer_type_t rknpu_device_buffer_type(ggml_backend_dev_t de
 	return &rknpu_buffer_type_state;
 }
 
-/* MUL_MAT whose weight (src0) is a 2-D matrix in this backend's buffer, with f32 activations and result.
- * Tensors not allocated yet (test-backend-ops asks before allocating) will land in this buffer type. */
+/* MUL_MAT whose weight (src0) is a 2-D matrix in this backend's buffer, with f32 activations and result,
+ * and a batch (activation rows) of at least GGML_RKNPU_MIN_BATCH: the offload policy, where ggml's
+ * scheduler sees it (as ggml-blas declines small batches). A declined matmul on a weight in this buffer
+ * runs on the CPU backend over the original bytes (the buffer is host memory), decode included. The
+ * loader places a weight by asking with a batch of 512. Tensors not allocated yet (test-backend-ops asks
+ * before allocating) will land in this buffer type. */
 static bool rknpu_device_supports_op(ggml_backend_dev_t dev, const struct ggml_tensor *op)
 {
+	const struct rknpu_device *device = dev->context;
 	const struct ggml_tensor *weight = op->src[0], *input = op->src[1];
 
-	(void)dev;
 	if (rknpu_op_is_layout(op->op))
 		return true;
 	return op->op == GGML_OP_MUL_MAT && (!weight->buffer || weight->buffer->buft == &rknpu_buffer_type_state) &&
+	       ggml_nrows(input) >= (int64_t)device->min_batch &&
 	       rknpu_is_weight_matrix(weight) && weight->ne[0] <= UINT32_MAX && weight->ne[1] <= UINT32_MAX &&
 	       input->type == GGML_TYPE_F32 && ggml_is_contiguous(input) && ggml_nrows(input) <= UINT32_MAX &&
 	       op->type == GGML_TYPE_F32 && ggml_is_contiguous(op);
 }
 
-/* Activations from the CPU are read where they are (host buffers); our buffer type is host memory too. */
+/* Activations from the CPU are read where they are (host buffers), as is our own buffer type. */
 static bool rknpu_device_supports_buft(ggml_backend_dev_t dev, ggml_backend_buffer_type_t buffer_type)
 {
 	(void)dev;
@@ -777,8 +728,7 @@ static ggml_backend_dev_t rknpu_reg_device(ggml_backend_reg_t reg, size_t index)
 static void *rknpu_reg_proc_address(ggml_backend_reg_t reg, const char *name)
 {
 	(void)reg;
-	if (strcmp(name, "ggml_backend_set_n_threads") == 0)
-		return (void *)ggml_backend_rknpu_set_n_threads;
+	(void)name;
 	return NULL;
 }
 

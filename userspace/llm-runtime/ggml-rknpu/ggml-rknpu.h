@@ -13,8 +13,6 @@ extern "C" {
 /* The registry: one ACCEL device named RKNPU when libnpu opens a device (NPU_BACKEND=model selects the
  * software NPU model), none otherwise. */
 GGML_BACKEND_API ggml_backend_reg_t ggml_backend_rknpu_reg(void);
-/* Threads of the CPU kernels that run batches below GGML_RKNPU_MIN_BATCH. */
-GGML_BACKEND_API void ggml_backend_rknpu_set_n_threads(ggml_backend_t backend, int n_threads);
 
 #ifdef __cplusplus
 }
