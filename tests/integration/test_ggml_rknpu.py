@@ -67,11 +67,11 @@ def emulated_rocket(runtime: Path, emulator: tuple[str, ...] = ()) -> dict[str, 
 
 
 def npu_stats(result: subprocess.CompletedProcess) -> dict[str, float]:
-    """The backend's counters of a run: MUL_MATs and GMAC on the NPU and on the CPU, weights converted."""
+    """The backend's counters of a run: MUL_MATs and GMAC on the NPU, weights converted."""
     stats = result.npu_stats  # type: ignore[attr-defined]
     assert stats, f"no GGML_RKNPU_STATS file was written:\n{result.stderr[-3000:]}"
-    return {"npu_ops": stats["npu_ops"], "npu_gmac": stats["npu_macs"] * 1e-9, "cpu_ops": stats["cpu_ops"],
-            "cpu_gmac": stats["cpu_macs"] * 1e-9, "weights": stats["weights_converted"]}
+    return {"npu_ops": stats["npu_ops"], "npu_gmac": stats["npu_macs"] * 1e-9,
+            "weights": stats["weights_converted"]}
 
 
 MODEL_DEVICE = "RK3588 NPU via model in-process (libnpu software NPU model)"
@@ -103,7 +103,7 @@ def check_backend_ops(result: subprocess.CompletedProcess, device: str = MODEL_D
               for match in [re.search(r"MUL_MAT\(type_a=(\w+),type_b=f32", line)] if match}
     assert tested == CLAIMED_TYPES, tested ^ CLAIMED_TYPES
     stats = npu_stats(result)
-    assert stats["npu_ops"] == int(passed.group(1)) and stats["cpu_ops"] == 0
+    assert stats["npu_ops"] == int(passed.group(1))
     assert "FAIL" not in result.stdout
 
 
@@ -138,7 +138,7 @@ def test_offload_policy_is_visible_to_the_scheduler(runtime: Path, min_batch: st
     if min_batch:  # cases between 32 and 64 rows, claimed at the default, are declined here
         assert any(32 <= rows < threshold for _, rows in cases["not supported"])
     stats = npu_stats(result)
-    assert stats["npu_ops"] == len(cases["OK"]) and stats["cpu_ops"] == 0
+    assert stats["npu_ops"] == len(cases["OK"])
     assert "FAIL" not in result.stdout
 
 
@@ -191,11 +191,10 @@ def test_perplexity_on_the_real_model_stays_near_cpu_only(runtime: Path, model: 
     difference = perplexity(npu) / perplexity(cpu) - 1
     stats = npu_stats(npu)
     print(f"\nperplexity {precision}: CPU {perplexity(cpu):.4f}, RKNPU {perplexity(npu):.4f} ({difference:+.2%}); "
-          f"NPU {stats['npu_gmac']:.1f} GMAC in {stats['npu_ops']:.0f} ops, CPU path {stats['cpu_gmac']:.2f} GMAC")
+          f"NPU {stats['npu_gmac']:.1f} GMAC in {stats['npu_ops']:.0f} ops")
     assert abs(difference) <= PERPLEXITY_BOUND
     # Every weight matrix of the model (7 per layer x 18 layers and the output) was converted and used.
     assert stats["weights"] == 127 and stats["npu_ops"] >= 127
-    assert stats["npu_gmac"] > 100 * stats["cpu_gmac"]
 
 
 def test_qwen2_architecture_matches_cpu_only(runtime: Path, tmp_path: Path) -> None:
@@ -242,8 +241,8 @@ def test_greedy_output_agrees_with_cpu_only(runtime: Path, model: Path, load_mod
     stats = npu_stats(with_npu)
     # The prompt's one graph ran each weight's matmul at most once on the NPU (the last layer's rows after
     # attention are only the output token's, below the minimum); the 23 decode graphs' matmuls never reached
-    # the backend: the scheduler gave them to the CPU backend (cpu_ops counts nothing any more).
-    assert 100 <= stats["npu_ops"] <= 127 and stats["cpu_ops"] == 0
+    # the backend: the scheduler gave them to the CPU backend.
+    assert 100 <= stats["npu_ops"] <= 127
     # mmap (auto): every weight converted when loaded; none: only those the NPU used, at their first use
     assert stats["weights"] == 127 if load_mode == "auto" else stats["npu_ops"] <= stats["weights"] < 127
 

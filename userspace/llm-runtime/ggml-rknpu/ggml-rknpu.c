@@ -46,12 +46,12 @@ struct rknpu_weight {
 	struct rknpu_weight *next;
 };
 
-/* cpu_*: no longer counted (0): batches below the minimum never reach this backend, the scheduler runs
- * them on the CPU backend. Kept in the JSON while its readers (roles/inference_verify) expect the keys. */
+/* Only what reaches this backend: batches below the minimum never do (the scheduler runs them on the CPU
+ * backend), so they are not counted here. */
 struct rknpu_stats {
-	uint64_t npu_ops, npu_macs, cpu_ops, cpu_macs;
+	uint64_t npu_ops, npu_macs;
 	uint64_t weights_converted, weight_npu_bytes, weight_source_bytes;
-	double convert_seconds, npu_seconds, npu_device_seconds, cpu_seconds;
+	double convert_seconds, npu_seconds, npu_device_seconds;
 };
 
 struct rknpu_device {
@@ -495,12 +495,12 @@ static void rknpu_write_stats(const struct rknpu_device *device)
 	rknpu_json_string(out, device->description);
 	fprintf(out,
 		", \"precision\": \"%s\", \"int8_group\": %u, \"min_batch\": %u, \"npu_ops\": %" PRIu64
-		", \"npu_macs\": %" PRIu64 ", \"npu_seconds\": %.6f, \"npu_device_seconds\": %.6f, \"cpu_ops\": %" PRIu64 ", \"cpu_macs\": %" PRIu64
-		", \"cpu_seconds\": %.6f, \"weights_converted\": %" PRIu64 ", \"weight_npu_bytes\": %" PRIu64
+		", \"npu_macs\": %" PRIu64 ", \"npu_seconds\": %.6f, \"npu_device_seconds\": %.6f"
+		", \"weights_converted\": %" PRIu64 ", \"weight_npu_bytes\": %" PRIu64
 		", \"weight_source_bytes\": %" PRIu64 ", \"convert_seconds\": %.6f}\n",
 		device->precision == NPU_INT8 ? "int8" : "fp16",
 		device->precision == NPU_INT8 ? device->int8_group : 0, device->min_batch, stats->npu_ops,
-		stats->npu_macs, stats->npu_seconds, stats->npu_device_seconds, stats->cpu_ops, stats->cpu_macs, stats->cpu_seconds,
+		stats->npu_macs, stats->npu_seconds, stats->npu_device_seconds,
 		stats->weights_converted, stats->weight_npu_bytes, stats->weight_source_bytes, stats->convert_seconds);
 	fclose(out);
 }
