@@ -1,4 +1,5 @@
-"""Every role's molecule scenarios (converge, idempotence, verify) on the controller."""
+"""Every role's molecule scenarios (converge, idempotence, verify) on the controller; what they share is in
+.config/molecule/config.yml and tests/molecule/."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ SCENARIOS = sorted(REPO.glob("roles/*/molecule/*/molecule.yml"))
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[f"{s.parts[-4]}/{s.parts[-2]}" for s in SCENARIOS])
-def test_molecule_scenario(scenario) -> None:
+def test_molecule_scenario(scenario, tmp_path) -> None:
     role = scenario.parents[2]
+    # molecule's own default names the ephemeral folder (where scenarios keep their scratch folder) after the
+    # role alone: a folder of this test's keeps two checkouts testing at once apart, and starts every run empty.
     environment = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), PATH=f"{BIN}:{os.environ['PATH']}",
-                       NO_COLOR="1", ANSIBLE_NOCOLOR="1")
+                       NO_COLOR="1", ANSIBLE_NOCOLOR="1", MOLECULE_EPHEMERAL_DIRECTORY=str(tmp_path / "molecule"))
     result = subprocess.run([str(BIN / "molecule"), "test", "--scenario-name", scenario.parent.name], cwd=role,
                             env=environment, capture_output=True, text=True, timeout=900, check=False)
     output = result.stdout + result.stderr
