@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "npu_internal.h"
+#include "npu_precision.h"
 
 #define JOB_WAIT_NS INT64_C(5000000000) /* the driver resets a job after 500 ms; this only bounds a stuck wait */
 #define CANARY_ROWS 4u
@@ -49,6 +50,14 @@ static int check_aligned(const void *pointer, size_t alignment, const char *what
 	return NPU_OK;
 }
 
+/* An array of type `type` whose elements take `bytes` bytes (1: any address will do). */
+static int check_elements(const void *pointer, unsigned bytes, const char *type, const char *what)
+{
+	char name[64];
+	snprintf(name, sizeof name, "%s %s", type, what);
+	return bytes > 1 ? check_aligned(pointer, bytes, name) : NPU_OK;
+}
+
 /* The weight exists and was prepared on this device: another device's BO handles and NPU addresses
  * name other memory (on a board, another fd's). */
 static int check_weight(const struct npu_dev *dev, const struct npu_weight *w, const char *caller)
@@ -67,12 +76,13 @@ int npu_weight_prepare(struct npu_dev *dev, enum npu_precision precision, unsign
 	if (!dev || !b_nk || !out)
 		return npu_fail(NPU_ERR_INVALID, "npu_weight_prepare: NULL argument");
 	*out = NULL;
-	if (precision == NPU_FP16 && check_aligned(b_nk, 2, "fp16 weight matrix b_nk"))
+	const struct npu_precision_info *info = npu_precision_info(precision);
+	if (info && check_elements(b_nk, info->in_bytes, info->name, "weight matrix b_nk"))
 		return NPU_ERR_INVALID;
 	struct npu_weight_options defaults = {NPU_PLACE_SPLIT_N, 0, 0};
 	if (!options)
 		options = &defaults;
-	if (options->k_group && precision != NPU_INT8)
+	if (options->k_group && (!info || !info->scaled))
 		return npu_fail(NPU_ERR_INVALID, "K groups (k_group %u) apply to INT8 weights only", options->k_group);
 	if (options->placement == NPU_PLACE_LANE && options->lane >= dev->info.lanes)
 		return npu_fail(NPU_ERR_INVALID, "weight placement on lane %u: the device has %u lanes", options->lane,
@@ -161,7 +171,7 @@ int npu_weight_set_column_scales(struct npu_weight *w, const float *column_scale
 {
 	if (!w || !column_scales)
 		return npu_fail(NPU_ERR_INVALID, "npu_weight_set_column_scales: NULL argument");
-	if (w->plan.precision != NPU_INT8)
+	if (!npu_precision_info(w->plan.precision)->scaled)
 		return npu_fail(NPU_ERR_INVALID, "column scales apply to INT8 weights only");
 	unsigned groups = npu_weight_k_groups(w), n = w->plan.n;
 	float *copy = malloc((size_t)n * groups * sizeof *copy);
@@ -480,8 +490,9 @@ int npu_gemm(struct npu_dev *dev, const struct npu_weight *w, unsigned m, const 
 		return NPU_ERR_INVALID;
 	if (!a_mk || !c_mn)
 		return npu_fail(NPU_ERR_INVALID, "npu_gemm: NULL activations or result");
-	if ((w->plan.precision == NPU_FP16 && check_aligned(a_mk, 2, "fp16 activations a_mk")) ||
-	    check_aligned(c_mn, 4, w->plan.precision == NPU_FP16 ? "float results c_mn" : "int32 results c_mn"))
+	const struct npu_precision_info *info = npu_precision_info(w->plan.precision);
+	if (check_elements(a_mk, info->in_bytes, info->name, "activations a_mk") ||
+	    check_elements(c_mn, info->out_bytes, info->out_type, "results c_mn"))
 		return NPU_ERR_INVALID;
 	struct gather_target target = {c_mn, NULL, NULL};
 	return run_gemm(dev, w, m, a_mk, &target, stats, npu_monotonic_ns());

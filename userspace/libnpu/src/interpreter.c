@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "npu_interpreter.h"
+#include "npu_precision.h"
 #include "npu_regs.h"
 
 #define SPACE_PAGE 4096u
@@ -299,6 +300,7 @@ static int expect(const struct register_file *file, uint16_t offset, uint32_t wa
  */
 struct conv_task {
 	enum npu_precision precision;
+	const struct npu_precision_info *info;
 	unsigned bpe, c2;		 /* input bytes per element, channels per 16-byte atom */
 	unsigned kernel_group;		 /* kernels per weight group: 32 int8, 16 fp16 */
 	unsigned in_w, in_h, channels;	 /* channels as stored, a multiple of c2 */
@@ -402,16 +404,19 @@ static int expect_modes(const struct register_file *f, const struct register_mod
 static int check_precision(const struct register_file *f, unsigned task, struct conv_task *c)
 {
 	uint32_t con1 = reg(f, REG_CNA_CONV_CON1);
-	if (con1 == 0)
-		c->precision = NPU_INT8;
-	else if (con1 == (CNA_CONV_CON1_PROC_PRECISION(NPU_PREC_FP16) | CNA_CONV_CON1_IN_PRECISION(NPU_PREC_FP16)))
-		c->precision = NPU_FP16;
-	else
+	c->info = NULL;
+	for (enum npu_precision p = 0; npu_precision_info(p); p++) {
+		unsigned code = npu_precision_info(p)->in_code;
+		if (con1 == (CNA_CONV_CON1_PROC_PRECISION(code) | CNA_CONV_CON1_IN_PRECISION(code))) {
+			c->precision = p;
+			c->info = npu_precision_info(p);
+		}
+	}
+	if (!c->info)
 		return npu_fail(NPU_ERR_REFUSED, "model: task %u: CNA_CONV_CON1 = 0x%08x; only direct convolution with "
 				"int8 (0x0) or fp16 (0x120) input is modelled", task, con1);
-	int fp16 = c->precision == NPU_FP16;
-	c->bpe = fp16 ? 2 : 1;
-	c->kernel_group = fp16 ? 16 : 32;
+	c->bpe = c->info->in_bytes;
+	c->kernel_group = c->info->kernel_group;
 	c->c2 = 16 / c->bpe;
 	int status = expect_modes(f, fixed_modes, sizeof fixed_modes / sizeof fixed_modes[0], task);
 	if (status)
@@ -434,17 +439,14 @@ static int check_precision(const struct register_file *f, unsigned task, struct 
  */
 static int check_dpu(const struct register_file *f, unsigned task, struct conv_task *c)
 {
-	int fp16 = c->precision == NPU_FP16;
-	unsigned in_prec = fp16 ? NPU_PREC_FP16 : NPU_PREC_INT8;
+	unsigned in_prec = c->info->in_code;
 	c->requantize = (f->op_enable & NPU_OPEN_DPU_RDMA) != 0;
-	REFUSE_IF(c->requantize && fp16, "model: task %u: op_en starts DPU_RDMA in an fp16 stream; only int8 "
-		  "requantization reads a DPU operand in this model", task);
+	REFUSE_IF(c->requantize && c->precision != NPU_INT8, "model: task %u: op_en starts DPU_RDMA in an %s stream; "
+		  "only int8 requantization reads a DPU operand in this model", task, c->info->name);
 	if (!c->requantize) {
-		c->out_bpe = 4;
-		EXPECT(REG_CORE_MISC_CFG, fp16 ? CORE_MISC_CFG_PROC_PRECISION(NPU_PREC_FP16) | CORE_MISC_CFG_QD_EN : 0,
-		       fp16 ? "fp16 processing" : "int8 processing");
-		EXPECT(REG_DPU_DATA_FORMAT, DPU_DATA_FORMAT(fp16 ? NPU_PREC_FP32 : NPU_PREC_INT32, in_prec, in_prec),
-		       fp16 ? "fp16 in, fp32 out" : "int8 in, int32 out");
+		c->out_bpe = c->info->out_bytes;
+		EXPECT(REG_CORE_MISC_CFG, c->info->core_misc_cfg, c->info->processing);
+		EXPECT(REG_DPU_DATA_FORMAT, DPU_DATA_FORMAT(c->info->out_code, in_prec, in_prec), c->info->formats);
 		EXPECT(REG_DPU_BS_CFG, DPU_BYPASS_ALL_BS_BN, "BS bypassed");
 		EXPECT(REG_DPU_BS_OW_OP, 0, "no weight offset");
 		EXPECT(REG_DPU_OUT_CVT_OFFSET, 0, "no output conversion");
@@ -500,12 +502,12 @@ static int check_cbuf(const struct register_file *f, unsigned task, struct conv_
 	uint32_t con2 = reg(f, REG_CNA_CONV_CON2), cbuf = reg(f, REG_CNA_CBUF_CON0);
 	uint32_t entries = reg(f, REG_CNA_CBUF_CON1), row_bytes = c->in_w * c->channels * c->bpe;
 	uint32_t per_kernel = reg(f, REG_CNA_WEIGHT_SIZE1);
-	unsigned grains = (con2 >> 4) & 0x3ffu, grains_max = npu_task_max_rows(c->precision) + 1;
+	unsigned grains = (con2 >> 4) & 0x3ffu, grains_max = c->info->task_max_rows + 1;
 	unsigned data_banks = cbuf & 0xfu, weight_banks = (cbuf >> 4) & 0xfu;
 	REFUSE_IF(con2 & ~(0x3ffu << 4) || grains == 0 || grains > grains_max,
 		  "model: task %u: CNA_CONV_CON2 = 0x%08x: FEATURE_GRAINS %u, KERNEL_GROUP %u; a peer ran FEATURE_GRAINS "
 		  "1..%u at %s on hardware, KERNEL_GROUP 0", task, con2, grains, con2 >> 16, grains_max,
-		  c->precision == NPU_FP16 ? "fp16" : "int8");
+		  c->info->name);
 	REFUSE_IF(entries != (row_bytes + 63) / 64, "model: task %u: CNA_CBUF_CON1 = %u: a row of %u x %u channels x "
 		  "%u bytes takes DATA_ENTRIES = %u 64-byte units", task, entries, c->in_w, c->channels, c->bpe,
 		  (row_bytes + 63) / 64);
@@ -783,7 +785,7 @@ static int interpret(const uint64_t *words, uint32_t count, unsigned index, stru
 static uint64_t task_cycles(const struct conv_task *c)
 {
 	uint64_t macs = (uint64_t)c->out_w * c->out_h * c->kernels * c->kernel_w * c->kernel_h * c->channels;
-	return macs / (c->precision == NPU_FP16 ? 512u : 1024u);
+	return macs / c->info->macs_per_cycle;
 }
 
 /* The weights the CBUF holds after a task: what a WEIGHT_REUSE task in the same job computes with. */

@@ -83,10 +83,7 @@ struct npu_task_geometry {
 };
 
 /* Rows one task may hold in the given precision (the builder's tiling and the model's check). */
-static inline unsigned npu_task_max_rows(enum npu_precision precision)
-{
-	return precision == NPU_FP16 ? NPU_TASK_MAX_ROWS_FP16 : NPU_TASK_MAX_ROWS_INT8;
-}
+unsigned npu_task_max_rows(enum npu_precision precision);
 /* CBUF data banks a task of `rows` rows of `row_bytes` bytes needs (whole 128-byte entries per row). */
 unsigned npu_data_banks(unsigned rows, unsigned row_bytes);
 

@@ -41,6 +41,10 @@ enum npu_precision {
 	NPU_FP16 = 1, /* fp16 x fp16 -> fp32 */
 };
 
+/* "int8" / "fp16", and the bytes of one input element (1 / 2); NULL and 0 for an unknown value. */
+const char *npu_precision_name(enum npu_precision precision);
+size_t npu_precision_element_bytes(enum npu_precision precision);
+
 enum npu_backend {
 	NPU_BACKEND_ROCKET = 0, /* /dev/accel/accelN driven by the rocket driver */
 	NPU_BACKEND_MODEL = 1,  /* the software NPU model (interprets the same register commands) */
