@@ -700,10 +700,14 @@ static int8_t requantize(const struct conv_task *c, int64_t sum)
 	return (int8_t)(scaled < -128 ? -128 : scaled > 127 ? 127 : scaled);
 }
 
-static int execute(const struct job_view *job, const struct conv_task *c, unsigned task)
-{
+/* The memory a task touches, each span checked against the job's BOs. */
+struct conv_memory {
 	uint8_t *feature, *weights, *output;
-	const uint8_t *bias = NULL;
+	const uint8_t *bias; /* requantization only */
+};
+
+static int resolve_memory(const struct job_view *job, const struct conv_task *c, unsigned task, struct conv_memory *m)
+{
 	unsigned pixels = c->out_w * c->out_h, per_atom = 16 / c->out_bpe;
 	uint64_t feature_span = (uint64_t)(c->channels / c->c2 - 1) * c->feature_surface +
 				(uint64_t)(c->in_h - 1) * c->line_bytes + (uint64_t)c->in_w * 16;
@@ -711,57 +715,84 @@ static int execute(const struct job_view *job, const struct conv_task *c, unsign
 			       (uint64_t)pixels * 16;
 	char what[64];
 	int status;
+	m->bias = NULL;
 	snprintf(what, sizeof what, "task %u feature read", task);
-	if ((status = resolve(job, c->feature_address, feature_span, 0, what, &feature)))
+	if ((status = resolve(job, c->feature_address, feature_span, 0, what, &m->feature)))
 		return status;
 	snprintf(what, sizeof what, "task %u weight read", task);
-	if ((status = resolve(job, c->weight_address, c->weight_bytes, 0, what, &weights)))
+	if ((status = resolve(job, c->weight_address, c->weight_bytes, 0, what, &m->weights)))
 		return status;
 	snprintf(what, sizeof what, "task %u output write", task);
-	if ((status = resolve(job, c->output_address, output_span, 1, what, &output)))
+	if ((status = resolve(job, c->output_address, output_span, 1, what, &m->output)))
 		return status;
 	if (c->requantize) {
 		uint8_t *bias_bytes;
 		snprintf(what, sizeof what, "task %u bias read", task);
 		if ((status = resolve(job, c->bias_address, (uint64_t)c->kernels * 4, 0, what, &bias_bytes)))
 			return status;
-		bias = bias_bytes;
+		m->bias = bias_bytes;
 	}
+	return NPU_OK;
+}
+
+/* fp16 products are exact in fp32; the sum is fp32 in depth order. The hardware's accumulation
+ * order/width is not documented: tests use an error bound, not equality. */
+static float dot_fp16(const struct conv_operands *o, unsigned p, unsigned n)
+{
+	const float *row = (const float *)o->a + (size_t)p * o->depth;
+	const float *column = (const float *)o->b + (size_t)n * o->depth;
+	float sum = 0.0f;
+	for (unsigned d = 0; d < o->depth; d++)
+		sum += row[d] * column[d];
+	return sum;
+}
+
+static int32_t dot_int8(const struct conv_operands *o, unsigned p, unsigned n)
+{
+	const int8_t *row = (const int8_t *)o->a + (size_t)p * o->depth;
+	const int16_t *column = (const int16_t *)o->b + (size_t)n * o->depth;
+	int32_t sum = 0;
+	for (unsigned d = 0; d < o->depth; d++)
+		sum += (int32_t)row[d] * column[d];
+	return sum;
+}
+
+/* One output element: the raw sum (fp32 or int32), or Mesa's int8 requantization of sum + bias. */
+static void store_output(const struct conv_task *c, const struct conv_operands *o, const uint8_t *bias, unsigned p,
+			 unsigned n, uint8_t *at)
+{
+	if (c->precision == NPU_FP16) {
+		float sum = dot_fp16(o, p, n);
+		memcpy(at, &sum, 4);
+		return;
+	}
+	int32_t sum = dot_int8(o, p, n);
+	if (!c->requantize) {
+		memcpy(at, &sum, 4);
+		return;
+	}
+	int32_t bias_value;
+	memcpy(&bias_value, bias + 4u * n, 4);
+	int8_t value = requantize(c, (int64_t)sum + bias_value);
+	memcpy(at, &value, 1);
+}
+
+static int execute(const struct job_view *job, const struct conv_task *c, unsigned task)
+{
+	unsigned pixels = c->out_w * c->out_h, per_atom = 16 / c->out_bpe;
+	struct conv_memory m;
 	struct conv_operands o;
-	if ((status = gather(c, feature, weights, &o)))
+	int status;
+	if ((status = resolve_memory(job, c, task, &m)) || (status = gather(c, m.feature, m.weights, &o)))
 		return status;
 	for (unsigned p = 0; p < pixels; p++)
 		for (unsigned n = c->kernels; n < c->out_channels; n++) /* no source says what these hold */
-			memset(output + (size_t)(n / per_atom) * c->output_surface + p * 16u + (n % per_atom) * c->out_bpe,
+			memset(m.output + (size_t)(n / per_atom) * c->output_surface + p * 16u + (n % per_atom) * c->out_bpe,
 			       NPU_UNDEFINED_BYTE, c->out_bpe);
 	for (unsigned p = 0; p < pixels; p++)
-		for (unsigned n = 0; n < c->kernels; n++) {
-			uint8_t *at = output + (size_t)(n / per_atom) * c->output_surface + p * 16u + (n % per_atom) * c->out_bpe;
-			if (c->precision == NPU_FP16) {
-				/* fp16 products are exact in fp32; the sum is fp32 in depth order. The hardware's
-				 * accumulation order/width is not documented: tests use an error bound, not equality. */
-				const float *row = (const float *)o.a + (size_t)p * o.depth;
-				const float *column = (const float *)o.b + (size_t)n * o.depth;
-				float sum = 0.0f;
-				for (unsigned d = 0; d < o.depth; d++)
-					sum += row[d] * column[d];
-				memcpy(at, &sum, 4);
-				continue;
-			}
-			const int8_t *row = (const int8_t *)o.a + (size_t)p * o.depth;
-			const int16_t *column = (const int16_t *)o.b + (size_t)n * o.depth;
-			int32_t sum = 0;
-			for (unsigned d = 0; d < o.depth; d++)
-				sum += (int32_t)row[d] * column[d];
-			if (!c->requantize) {
-				memcpy(at, &sum, 4);
-				continue;
-			}
-			int32_t bias_value;
-			memcpy(&bias_value, bias + 4u * n, 4);
-			int8_t value = requantize(c, (int64_t)sum + bias_value);
-			memcpy(at, &value, 1);
-		}
+		for (unsigned n = 0; n < c->kernels; n++)
+			store_output(c, &o, m.bias, p, n,
+				     m.output + (size_t)(n / per_atom) * c->output_surface + p * 16u + (n % per_atom) * c->out_bpe);
 	free(o.a), free(o.b);
 	return NPU_OK;
 }
