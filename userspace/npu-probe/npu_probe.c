@@ -73,6 +73,7 @@ struct selftest {
 
 struct problem {
 	int fp16;
+	enum npu_precision precision;
 	unsigned m, n, k;
 	void *a, *b;        /* row-major A [M][K], B^T [N][K] */
 	double *reference;  /* exact (double) products */
@@ -88,8 +89,9 @@ static int make_problem(struct problem *p, const struct options *o, int fp16)
 {
 	memset(p, 0, sizeof *p);
 	p->fp16 = fp16, p->m = o->m, p->n = o->n, p->k = o->k;
+	p->precision = fp16 ? NPU_FP16 : NPU_INT8;
 	size_t a_count = (size_t)o->m * o->k, b_count = (size_t)o->n * o->k, c_count = (size_t)o->m * o->n;
-	size_t element = fp16 ? 2 : 1;
+	size_t element = npu_precision_element_bytes(p->precision);
 	p->a = malloc(a_count * element), p->b = malloc(b_count * element);
 	p->reference = malloc(c_count * sizeof *p->reference), p->bound = malloc(c_count * sizeof *p->bound);
 	if (!p->a || !p->b || !p->reference || !p->bound)
@@ -129,7 +131,7 @@ static int run_gemm(struct npu_dev *dev, const struct problem *p, const struct n
 	size_t c_count = (size_t)p->m * p->n;
 	void *c = malloc(c_count * 4);
 	struct npu_gemm_stats stats = {0};
-	int status = c ? npu_weight_prepare(dev, p->fp16 ? NPU_FP16 : NPU_INT8, p->n, p->k, p->b, placement, &weight)
+	int status = c ? npu_weight_prepare(dev, p->precision, p->n, p->k, p->b, placement, &weight)
 		       : NPU_ERR_NOMEM;
 	if (status) {
 		for (unsigned lane = 0; lane < lanes; lane++)
@@ -144,7 +146,7 @@ static int run_gemm(struct npu_dev *dev, const struct problem *p, const struct n
 	status = npu_gemm(dev, weight, p->m, p->a, c, &stats);
 	*seconds = now_seconds() - start;
 	struct npu_weight_plan plan;
-	npu_plan_weights(p->fp16 ? NPU_FP16 : NPU_INT8, p->n, p->k,
+	npu_plan_weights(p->precision, p->n, p->k,
 			 placement->placement == NPU_PLACE_SPLIT_N ? lanes : 1, &plan);
 	for (unsigned lane = 0; lane < lanes; lane++) {
 		if (placement->placement == NPU_PLACE_LANE && placement->lane != lane)

@@ -42,8 +42,6 @@ int npu_open(struct npu_dev **out, const struct npu_open_options *options)
 	struct npu_dev *dev = calloc(1, sizeof *dev);
 	if (!dev)
 		return npu_fail(NPU_ERR_NOMEM, "npu_open: out of memory");
-	for (unsigned i = 0; i < NPU_MAX_LANES; i++)
-		dev->fds[i] = -1;
 	int status;
 	if (backend == NPU_BACKEND_MODEL)
 		status = npu_model_open(dev, options->lanes ? options->lanes : NPU_MAX_LANES);
@@ -195,3 +193,12 @@ int npu_submit(struct npu_dev *dev, unsigned lane, const struct npu_task *tasks,
 	}
 	return dev->ops->submit(dev, lane, tasks, task_count, in_bos, in_count, out_bos, out_count);
 }
+
+#ifndef NPU_HAVE_MODEL
+/* Without the model (NPU_MODEL=OFF) no device is a model device. */
+int npu_model_inject_fault(struct npu_dev *dev, unsigned lane, enum npu_model_fault fault)
+{
+	(void)dev, (void)lane, (void)fault;
+	return npu_fail(NPU_ERR_INVALID, "fault injection needs the software model backend");
+}
+#endif

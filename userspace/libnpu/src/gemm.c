@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "npu_internal.h"
+#include "npu_precision.h"
 
 #define JOB_WAIT_NS INT64_C(5000000000) /* the driver resets a job after 500 ms; this only bounds a stuck wait */
 #define CANARY_ROWS 4u
@@ -49,6 +50,14 @@ static int check_aligned(const void *pointer, size_t alignment, const char *what
 	return NPU_OK;
 }
 
+/* An array of type `type` whose elements take `bytes` bytes (1: any address will do). */
+static int check_elements(const void *pointer, unsigned bytes, const char *type, const char *what)
+{
+	char name[64];
+	snprintf(name, sizeof name, "%s %s", type, what);
+	return bytes > 1 ? check_aligned(pointer, bytes, name) : NPU_OK;
+}
+
 /* The weight exists and was prepared on this device: another device's BO handles and NPU addresses
  * name other memory (on a board, another fd's). */
 static int check_weight(const struct npu_dev *dev, const struct npu_weight *w, const char *caller)
@@ -61,45 +70,31 @@ static int check_weight(const struct npu_dev *dev, const struct npu_weight *w, c
 	return NPU_OK;
 }
 
-int npu_weight_prepare(struct npu_dev *dev, enum npu_precision precision, unsigned n, unsigned k,
-		       const void *b_nk, const struct npu_weight_options *options, struct npu_weight **out)
+static int check_weight_options(const struct npu_dev *dev, const struct npu_precision_info *info,
+				const struct npu_weight_options *options)
 {
-	if (!dev || !b_nk || !out)
-		return npu_fail(NPU_ERR_INVALID, "npu_weight_prepare: NULL argument");
-	*out = NULL;
-	if (precision == NPU_FP16 && check_aligned(b_nk, 2, "fp16 weight matrix b_nk"))
-		return NPU_ERR_INVALID;
-	struct npu_weight_options defaults = {NPU_PLACE_SPLIT_N, 0, 0};
-	if (!options)
-		options = &defaults;
-	if (options->k_group && precision != NPU_INT8)
+	if (options->k_group && (!info || !info->scaled))
 		return npu_fail(NPU_ERR_INVALID, "K groups (k_group %u) apply to INT8 weights only", options->k_group);
 	if (options->placement == NPU_PLACE_LANE && options->lane >= dev->info.lanes)
 		return npu_fail(NPU_ERR_INVALID, "weight placement on lane %u: the device has %u lanes", options->lane,
 				dev->info.lanes);
 	if (options->placement != NPU_PLACE_LANE && options->placement != NPU_PLACE_SPLIT_N)
 		return npu_fail(NPU_ERR_INVALID, "weight placement %d unknown", (int)options->placement);
-	struct npu_weight *w = calloc(1, sizeof *w);
-	if (!w)
-		return npu_fail(NPU_ERR_NOMEM, "out of memory");
-	w->dev = dev;
-	unsigned min_tiles = options->placement == NPU_PLACE_SPLIT_N ? dev->info.lanes : 1;
-	int status = npu_plan_weights_grouped(precision, n, k, options->k_group, min_tiles, &w->plan);
-	if (status) {
-		free(w);
-		return status;
-	}
+	return NPU_OK;
+}
+
+/* Lays the tiles out lane by lane: tile j of N goes to lane j % lanes (split) or to one lane; each lane's
+ * tiles are contiguous in its BO, so its output channels are too. */
+static int assign_tiles(struct npu_weight *w, const struct npu_weight_options *options, unsigned lanes)
+{
 	const struct npu_weight_plan *p = &w->plan;
 	w->tile_lane = calloc(p->n_tiles, sizeof *w->tile_lane);
 	w->tile_channel = calloc(p->n_tiles, sizeof *w->tile_channel);
 	w->tile_offset = calloc((size_t)p->n_tiles * p->k_tiles, sizeof *w->tile_offset);
-	if (!w->tile_lane || !w->tile_channel || !w->tile_offset) {
-		npu_weight_free(dev, w);
+	if (!w->tile_lane || !w->tile_channel || !w->tile_offset)
 		return npu_fail(NPU_ERR_NOMEM, "out of memory");
-	}
-	/* Lay the tiles out lane by lane: tile j of N goes to lane j % lanes (split) or to one lane. */
 	for (unsigned j = 0; j < p->n_tiles; j++) {
-		unsigned lane = options->placement == NPU_PLACE_LANE ? options->lane : j % dev->info.lanes;
+		unsigned lane = options->placement == NPU_PLACE_LANE ? options->lane : j % lanes;
 		unsigned nt = npu_plan_n_tile(p, j, NULL);
 		w->tile_lane[j] = lane;
 		w->tile_channel[j] = w->lane_channels[lane];
@@ -110,35 +105,73 @@ int npu_weight_prepare(struct npu_dev *dev, enum npu_precision precision, unsign
 			w->lanes[lane].bytes += align64(npu_weight_tile_bytes(p, nt, kt));
 		}
 	}
-	for (unsigned lane = 0; lane < dev->info.lanes && !status; lane++) {
-		struct weight_lane *wl = &w->lanes[lane];
-		if (!wl->bytes)
-			continue;
-		status = npu_bo_create(dev, lane, wl->bytes, &wl->bo);
-		if (status)
-			break;
-		wl->placed = 1;
-		for (unsigned j = 0; j < p->n_tiles; j++) {
-			if (w->tile_lane[j] != lane)
-				continue;
-			unsigned n0, nt = npu_plan_n_tile(p, j, &n0);
-			for (unsigned i = 0; i < p->k_tiles; i++) {
-				unsigned k0, kt = npu_plan_k_tile(p, i, &k0);
-				uint8_t *tile = (uint8_t *)wl->bo.map + w->tile_offset[(size_t)j * p->k_tiles + i];
-				if (precision == NPU_INT8)
-					npu_weight_tile_from_rows_i8((int8_t *)tile, b_nk, k, n, k, n0, nt, k0, kt);
-				else
-					npu_weight_tile_from_rows_f16((uint16_t *)(void *)tile, b_nk, k, n, k, n0, nt, k0, kt);
-			}
-		}
-		status = npu_bo_cpu_end(dev, &wl->bo);
-	}
-	if (status) {
-		npu_weight_free(dev, w);
+	return NPU_OK;
+}
+
+/* One lane's BO, its tiles converted into it, handed to the NPU. */
+static int place_lane(struct npu_dev *dev, struct npu_weight *w, unsigned lane, const void *b_nk)
+{
+	const struct npu_weight_plan *p = &w->plan;
+	struct weight_lane *wl = &w->lanes[lane];
+	int status = npu_bo_create(dev, lane, wl->bytes, &wl->bo);
+	if (status)
 		return status;
+	wl->placed = 1;
+	for (unsigned j = 0; j < p->n_tiles; j++) {
+		if (w->tile_lane[j] != lane)
+			continue;
+		unsigned n0, nt = npu_plan_n_tile(p, j, &n0);
+		for (unsigned i = 0; i < p->k_tiles; i++) {
+			unsigned k0, kt = npu_plan_k_tile(p, i, &k0);
+			uint8_t *tile = (uint8_t *)wl->bo.map + w->tile_offset[(size_t)j * p->k_tiles + i];
+			if (p->precision == NPU_INT8)
+				npu_weight_tile_from_rows_i8((int8_t *)tile, b_nk, p->k, p->n, p->k, n0, nt, k0, kt);
+			else
+				npu_weight_tile_from_rows_f16((uint16_t *)(void *)tile, b_nk, p->k, p->n, p->k, n0, nt, k0,
+							      kt);
+		}
 	}
+	return npu_bo_cpu_end(dev, &wl->bo);
+}
+
+int npu_weight_prepare(struct npu_dev *dev, enum npu_precision precision, unsigned n, unsigned k,
+		       const void *b_nk, const struct npu_weight_options *options, struct npu_weight **out)
+{
+	if (!dev || !b_nk || !out)
+		return npu_fail(NPU_ERR_INVALID, "npu_weight_prepare: NULL argument");
+	*out = NULL;
+	const struct npu_precision_info *info = npu_precision_info(precision);
+	if (info && check_elements(b_nk, info->in_bytes, info->name, "weight matrix b_nk"))
+		return NPU_ERR_INVALID;
+	struct npu_weight_options defaults = {NPU_PLACE_SPLIT_N, 0, 0};
+	if (!options)
+		options = &defaults;
+	int status = check_weight_options(dev, info, options);
+	if (status)
+		return status;
+	struct npu_weight *w = calloc(1, sizeof *w);
+	if (!w)
+		return npu_fail(NPU_ERR_NOMEM, "out of memory");
+	w->dev = dev;
+	unsigned min_tiles = options->placement == NPU_PLACE_SPLIT_N ? dev->info.lanes : 1;
+	status = npu_plan_weights_grouped(precision, n, k, options->k_group, min_tiles, &w->plan);
+	if (status)
+		goto fail_plan;
+	status = assign_tiles(w, options, dev->info.lanes);
+	for (unsigned lane = 0; lane < dev->info.lanes && !status; lane++)
+		if (w->lanes[lane].bytes)
+			status = place_lane(dev, w, lane, b_nk);
+	if (status)
+		goto fail_placed;
 	*out = w;
 	return NPU_OK;
+
+fail_placed:
+	npu_weight_free(dev, w);
+	return status;
+fail_plan:
+	free(w);
+	return status;
 }
 
 /* The tiles go back to the device that holds them, whichever device the caller names. */
@@ -161,7 +194,7 @@ int npu_weight_set_column_scales(struct npu_weight *w, const float *column_scale
 {
 	if (!w || !column_scales)
 		return npu_fail(NPU_ERR_INVALID, "npu_weight_set_column_scales: NULL argument");
-	if (w->plan.precision != NPU_INT8)
+	if (!npu_precision_info(w->plan.precision)->scaled)
 		return npu_fail(NPU_ERR_INVALID, "column scales apply to INT8 weights only");
 	unsigned groups = npu_weight_k_groups(w), n = w->plan.n;
 	float *copy = malloc((size_t)n * groups * sizeof *copy);
@@ -256,8 +289,9 @@ struct lane_job {
 	int64_t submit_ns;     /* time inside SUBMIT (the software model computes there) */
 };
 
-static int build_lane_job(struct npu_dev *dev, const struct npu_weight *w, const struct npu_row_plan *rows,
-			  unsigned lane, const uint8_t *feature, size_t feature_bytes, struct lane_job *job)
+/* The lane's scratch BOs, grown to this call's sizes; the feature map copied in. */
+static int lane_job_buffers(struct npu_dev *dev, const struct npu_weight *w, const struct npu_row_plan *rows,
+			    unsigned lane, const uint8_t *feature, size_t feature_bytes, struct lane_job *job)
 {
 	const struct npu_weight_plan *p = &w->plan;
 	struct npu_lane_scratch *s = &dev->scratch[lane];
@@ -275,10 +309,19 @@ static int build_lane_job(struct npu_dev *dev, const struct npu_weight *w, const
 	    (status = ensure_bo(dev, lane, &s->canary_input, &s->has_canary, CANARY_INPUT_BYTES)))
 		return status;
 	memcpy(s->feature.map, feature, feature_bytes);
+	return NPU_OK;
+}
 
+/* One task per (N tile of this lane, K tile, M tile); each K tile writes its own partial output. */
+static int lane_job_commands(struct npu_dev *dev, const struct npu_weight *w, const struct npu_row_plan *rows,
+			     unsigned lane, const struct lane_job *job)
+{
+	const struct npu_weight_plan *p = &w->plan;
+	struct npu_lane_scratch *s = &dev->scratch[lane];
 	uint64_t *words = s->regcmd.map;
 	const struct npu_bo *wbo = &w->lanes[lane].bo;
 	unsigned task = 0;
+	int status;
 	for (unsigned j = 0; j < p->n_tiles; j++) {
 		if (w->tile_lane[j] != lane)
 			continue;
@@ -303,6 +346,14 @@ static int build_lane_job(struct npu_dev *dev, const struct npu_weight *w, const
 			}
 		}
 	}
+	return NPU_OK;
+}
+
+/* The job's last task copies this job's sequence number to poisoned output: only a job that ran to its
+ * end leaves it there (the driver's SUBMIT says nothing about a rejected or reset job). */
+static int lane_job_canary(struct npu_dev *dev, unsigned lane, struct lane_job *job)
+{
+	struct npu_lane_scratch *s = &dev->scratch[lane];
 	job->sequence = ++s->sequence;
 	write_canary_input(s->canary_input.map, job->sequence);
 	memset((uint8_t *)s->output.map + job->canary_offset, CANARY_POISON, CANARY_OUTPUT_BYTES);
@@ -313,9 +364,15 @@ static int build_lane_job(struct npu_dev *dev, const struct npu_weight *w, const
 		.weight_address = (uint32_t)(s->canary_input.dma_address + CANARY_FEATURE_BYTES),
 		.output_address = (uint32_t)(s->output.dma_address + job->canary_offset),
 	};
-	if ((status = npu_emit_gemm_task(&canary, words + (size_t)task * NPU_TASK_WORDS)))
-		return status;
+	uint64_t *words = s->regcmd.map;
+	return npu_emit_gemm_task(&canary, words + (size_t)(job->tasks - 1) * NPU_TASK_WORDS);
+}
 
+/* Hands the buffers to the NPU and submits the job's tasks in order. */
+static int lane_job_submit(struct npu_dev *dev, const struct npu_weight *w, unsigned lane, struct lane_job *job)
+{
+	struct npu_lane_scratch *s = &dev->scratch[lane];
+	int status;
 	if ((status = npu_bo_cpu_end(dev, &s->feature)) || (status = npu_bo_cpu_end(dev, &s->regcmd)) ||
 	    (status = npu_bo_cpu_end(dev, &s->canary_input)) || (status = npu_bo_cpu_end(dev, &s->output)))
 		return status;
@@ -326,7 +383,7 @@ static int build_lane_job(struct npu_dev *dev, const struct npu_weight *w, const
 		tasks[t].regcmd = (uint32_t)(s->regcmd.dma_address + (size_t)t * NPU_TASK_WORDS * 8);
 		tasks[t].regcmd_count = NPU_TASK_WORDS;
 	}
-	const struct npu_bo *in_bos[] = {&s->feature, &s->regcmd, &s->canary_input, wbo};
+	const struct npu_bo *in_bos[] = {&s->feature, &s->regcmd, &s->canary_input, &w->lanes[lane].bo};
 	const struct npu_bo *out_bos[] = {&s->output};
 	int64_t submit_start = npu_monotonic_ns();
 	status = npu_submit(dev, lane, tasks, job->tasks, in_bos, 4, out_bos, 1);
@@ -334,6 +391,16 @@ static int build_lane_job(struct npu_dev *dev, const struct npu_weight *w, const
 	free(tasks);
 	job->used = !status;
 	return status;
+}
+
+static int build_lane_job(struct npu_dev *dev, const struct npu_weight *w, const struct npu_row_plan *rows,
+			  unsigned lane, const uint8_t *feature, size_t feature_bytes, struct lane_job *job)
+{
+	int status;
+	if ((status = lane_job_buffers(dev, w, rows, lane, feature, feature_bytes, job)) ||
+	    (status = lane_job_commands(dev, w, rows, lane, job)) || (status = lane_job_canary(dev, lane, job)))
+		return status;
+	return lane_job_submit(dev, w, lane, job);
 }
 
 /* Writes the lane's columns of C: int32 or fp32 sums, or (scaled) f32 = sum over K groups of
@@ -480,8 +547,9 @@ int npu_gemm(struct npu_dev *dev, const struct npu_weight *w, unsigned m, const 
 		return NPU_ERR_INVALID;
 	if (!a_mk || !c_mn)
 		return npu_fail(NPU_ERR_INVALID, "npu_gemm: NULL activations or result");
-	if ((w->plan.precision == NPU_FP16 && check_aligned(a_mk, 2, "fp16 activations a_mk")) ||
-	    check_aligned(c_mn, 4, w->plan.precision == NPU_FP16 ? "float results c_mn" : "int32 results c_mn"))
+	const struct npu_precision_info *info = npu_precision_info(w->plan.precision);
+	if (check_elements(a_mk, info->in_bytes, info->name, "activations a_mk") ||
+	    check_elements(c_mn, info->out_bytes, info->out_type, "results c_mn"))
 		return NPU_ERR_INVALID;
 	struct gather_target target = {c_mn, NULL, NULL};
 	return run_gemm(dev, w, m, a_mk, &target, stats, npu_monotonic_ns());

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "npu_interpreter.h"
+#include "npu_precision.h"
 #include "npu_regs.h"
 
 #define SPACE_PAGE 4096u
@@ -299,6 +300,7 @@ static int expect(const struct register_file *file, uint16_t offset, uint32_t wa
  */
 struct conv_task {
 	enum npu_precision precision;
+	const struct npu_precision_info *info;
 	unsigned bpe, c2;		 /* input bytes per element, channels per 16-byte atom */
 	unsigned kernel_group;		 /* kernels per weight group: 32 int8, 16 fp16 */
 	unsigned in_w, in_h, channels;	 /* channels as stored, a multiple of c2 */
@@ -402,16 +404,19 @@ static int expect_modes(const struct register_file *f, const struct register_mod
 static int check_precision(const struct register_file *f, unsigned task, struct conv_task *c)
 {
 	uint32_t con1 = reg(f, REG_CNA_CONV_CON1);
-	if (con1 == 0)
-		c->precision = NPU_INT8;
-	else if (con1 == (CNA_CONV_CON1_PROC_PRECISION(NPU_PREC_FP16) | CNA_CONV_CON1_IN_PRECISION(NPU_PREC_FP16)))
-		c->precision = NPU_FP16;
-	else
+	c->info = NULL;
+	for (enum npu_precision p = 0; npu_precision_info(p); p++) {
+		unsigned code = npu_precision_info(p)->in_code;
+		if (con1 == (CNA_CONV_CON1_PROC_PRECISION(code) | CNA_CONV_CON1_IN_PRECISION(code))) {
+			c->precision = p;
+			c->info = npu_precision_info(p);
+		}
+	}
+	if (!c->info)
 		return npu_fail(NPU_ERR_REFUSED, "model: task %u: CNA_CONV_CON1 = 0x%08x; only direct convolution with "
 				"int8 (0x0) or fp16 (0x120) input is modelled", task, con1);
-	int fp16 = c->precision == NPU_FP16;
-	c->bpe = fp16 ? 2 : 1;
-	c->kernel_group = fp16 ? 16 : 32;
+	c->bpe = c->info->in_bytes;
+	c->kernel_group = c->info->kernel_group;
 	c->c2 = 16 / c->bpe;
 	int status = expect_modes(f, fixed_modes, sizeof fixed_modes / sizeof fixed_modes[0], task);
 	if (status)
@@ -434,17 +439,14 @@ static int check_precision(const struct register_file *f, unsigned task, struct 
  */
 static int check_dpu(const struct register_file *f, unsigned task, struct conv_task *c)
 {
-	int fp16 = c->precision == NPU_FP16;
-	unsigned in_prec = fp16 ? NPU_PREC_FP16 : NPU_PREC_INT8;
+	unsigned in_prec = c->info->in_code;
 	c->requantize = (f->op_enable & NPU_OPEN_DPU_RDMA) != 0;
-	REFUSE_IF(c->requantize && fp16, "model: task %u: op_en starts DPU_RDMA in an fp16 stream; only int8 "
-		  "requantization reads a DPU operand in this model", task);
+	REFUSE_IF(c->requantize && c->precision != NPU_INT8, "model: task %u: op_en starts DPU_RDMA in an %s stream; "
+		  "only int8 requantization reads a DPU operand in this model", task, c->info->name);
 	if (!c->requantize) {
-		c->out_bpe = 4;
-		EXPECT(REG_CORE_MISC_CFG, fp16 ? CORE_MISC_CFG_PROC_PRECISION(NPU_PREC_FP16) | CORE_MISC_CFG_QD_EN : 0,
-		       fp16 ? "fp16 processing" : "int8 processing");
-		EXPECT(REG_DPU_DATA_FORMAT, DPU_DATA_FORMAT(fp16 ? NPU_PREC_FP32 : NPU_PREC_INT32, in_prec, in_prec),
-		       fp16 ? "fp16 in, fp32 out" : "int8 in, int32 out");
+		c->out_bpe = c->info->out_bytes;
+		EXPECT(REG_CORE_MISC_CFG, c->info->core_misc_cfg, c->info->processing);
+		EXPECT(REG_DPU_DATA_FORMAT, DPU_DATA_FORMAT(c->info->out_code, in_prec, in_prec), c->info->formats);
 		EXPECT(REG_DPU_BS_CFG, DPU_BYPASS_ALL_BS_BN, "BS bypassed");
 		EXPECT(REG_DPU_BS_OW_OP, 0, "no weight offset");
 		EXPECT(REG_DPU_OUT_CVT_OFFSET, 0, "no output conversion");
@@ -500,12 +502,12 @@ static int check_cbuf(const struct register_file *f, unsigned task, struct conv_
 	uint32_t con2 = reg(f, REG_CNA_CONV_CON2), cbuf = reg(f, REG_CNA_CBUF_CON0);
 	uint32_t entries = reg(f, REG_CNA_CBUF_CON1), row_bytes = c->in_w * c->channels * c->bpe;
 	uint32_t per_kernel = reg(f, REG_CNA_WEIGHT_SIZE1);
-	unsigned grains = (con2 >> 4) & 0x3ffu, grains_max = npu_task_max_rows(c->precision) + 1;
+	unsigned grains = (con2 >> 4) & 0x3ffu, grains_max = c->info->task_max_rows + 1;
 	unsigned data_banks = cbuf & 0xfu, weight_banks = (cbuf >> 4) & 0xfu;
 	REFUSE_IF(con2 & ~(0x3ffu << 4) || grains == 0 || grains > grains_max,
 		  "model: task %u: CNA_CONV_CON2 = 0x%08x: FEATURE_GRAINS %u, KERNEL_GROUP %u; a peer ran FEATURE_GRAINS "
 		  "1..%u at %s on hardware, KERNEL_GROUP 0", task, con2, grains, con2 >> 16, grains_max,
-		  c->precision == NPU_FP16 ? "fp16" : "int8");
+		  c->info->name);
 	REFUSE_IF(entries != (row_bytes + 63) / 64, "model: task %u: CNA_CBUF_CON1 = %u: a row of %u x %u channels x "
 		  "%u bytes takes DATA_ENTRIES = %u 64-byte units", task, entries, c->in_w, c->channels, c->bpe,
 		  (row_bytes + 63) / 64);
@@ -698,10 +700,14 @@ static int8_t requantize(const struct conv_task *c, int64_t sum)
 	return (int8_t)(scaled < -128 ? -128 : scaled > 127 ? 127 : scaled);
 }
 
-static int execute(const struct job_view *job, const struct conv_task *c, unsigned task)
-{
+/* The memory a task touches, each span checked against the job's BOs. */
+struct conv_memory {
 	uint8_t *feature, *weights, *output;
-	const uint8_t *bias = NULL;
+	const uint8_t *bias; /* requantization only */
+};
+
+static int resolve_memory(const struct job_view *job, const struct conv_task *c, unsigned task, struct conv_memory *m)
+{
 	unsigned pixels = c->out_w * c->out_h, per_atom = 16 / c->out_bpe;
 	uint64_t feature_span = (uint64_t)(c->channels / c->c2 - 1) * c->feature_surface +
 				(uint64_t)(c->in_h - 1) * c->line_bytes + (uint64_t)c->in_w * 16;
@@ -709,57 +715,84 @@ static int execute(const struct job_view *job, const struct conv_task *c, unsign
 			       (uint64_t)pixels * 16;
 	char what[64];
 	int status;
+	m->bias = NULL;
 	snprintf(what, sizeof what, "task %u feature read", task);
-	if ((status = resolve(job, c->feature_address, feature_span, 0, what, &feature)))
+	if ((status = resolve(job, c->feature_address, feature_span, 0, what, &m->feature)))
 		return status;
 	snprintf(what, sizeof what, "task %u weight read", task);
-	if ((status = resolve(job, c->weight_address, c->weight_bytes, 0, what, &weights)))
+	if ((status = resolve(job, c->weight_address, c->weight_bytes, 0, what, &m->weights)))
 		return status;
 	snprintf(what, sizeof what, "task %u output write", task);
-	if ((status = resolve(job, c->output_address, output_span, 1, what, &output)))
+	if ((status = resolve(job, c->output_address, output_span, 1, what, &m->output)))
 		return status;
 	if (c->requantize) {
 		uint8_t *bias_bytes;
 		snprintf(what, sizeof what, "task %u bias read", task);
 		if ((status = resolve(job, c->bias_address, (uint64_t)c->kernels * 4, 0, what, &bias_bytes)))
 			return status;
-		bias = bias_bytes;
+		m->bias = bias_bytes;
 	}
+	return NPU_OK;
+}
+
+/* fp16 products are exact in fp32; the sum is fp32 in depth order. The hardware's accumulation
+ * order/width is not documented: tests use an error bound, not equality. */
+static float dot_fp16(const struct conv_operands *o, unsigned p, unsigned n)
+{
+	const float *row = (const float *)o->a + (size_t)p * o->depth;
+	const float *column = (const float *)o->b + (size_t)n * o->depth;
+	float sum = 0.0f;
+	for (unsigned d = 0; d < o->depth; d++)
+		sum += row[d] * column[d];
+	return sum;
+}
+
+static int32_t dot_int8(const struct conv_operands *o, unsigned p, unsigned n)
+{
+	const int8_t *row = (const int8_t *)o->a + (size_t)p * o->depth;
+	const int16_t *column = (const int16_t *)o->b + (size_t)n * o->depth;
+	int32_t sum = 0;
+	for (unsigned d = 0; d < o->depth; d++)
+		sum += (int32_t)row[d] * column[d];
+	return sum;
+}
+
+/* One output element: the raw sum (fp32 or int32), or Mesa's int8 requantization of sum + bias. */
+static void store_output(const struct conv_task *c, const struct conv_operands *o, const uint8_t *bias, unsigned p,
+			 unsigned n, uint8_t *at)
+{
+	if (c->precision == NPU_FP16) {
+		float sum = dot_fp16(o, p, n);
+		memcpy(at, &sum, 4);
+		return;
+	}
+	int32_t sum = dot_int8(o, p, n);
+	if (!c->requantize) {
+		memcpy(at, &sum, 4);
+		return;
+	}
+	int32_t bias_value;
+	memcpy(&bias_value, bias + 4u * n, 4);
+	int8_t value = requantize(c, (int64_t)sum + bias_value);
+	memcpy(at, &value, 1);
+}
+
+static int execute(const struct job_view *job, const struct conv_task *c, unsigned task)
+{
+	unsigned pixels = c->out_w * c->out_h, per_atom = 16 / c->out_bpe;
+	struct conv_memory m;
 	struct conv_operands o;
-	if ((status = gather(c, feature, weights, &o)))
+	int status;
+	if ((status = resolve_memory(job, c, task, &m)) || (status = gather(c, m.feature, m.weights, &o)))
 		return status;
 	for (unsigned p = 0; p < pixels; p++)
 		for (unsigned n = c->kernels; n < c->out_channels; n++) /* no source says what these hold */
-			memset(output + (size_t)(n / per_atom) * c->output_surface + p * 16u + (n % per_atom) * c->out_bpe,
+			memset(m.output + (size_t)(n / per_atom) * c->output_surface + p * 16u + (n % per_atom) * c->out_bpe,
 			       NPU_UNDEFINED_BYTE, c->out_bpe);
 	for (unsigned p = 0; p < pixels; p++)
-		for (unsigned n = 0; n < c->kernels; n++) {
-			uint8_t *at = output + (size_t)(n / per_atom) * c->output_surface + p * 16u + (n % per_atom) * c->out_bpe;
-			if (c->precision == NPU_FP16) {
-				/* fp16 products are exact in fp32; the sum is fp32 in depth order. The hardware's
-				 * accumulation order/width is not documented: tests use an error bound, not equality. */
-				const float *row = (const float *)o.a + (size_t)p * o.depth;
-				const float *column = (const float *)o.b + (size_t)n * o.depth;
-				float sum = 0.0f;
-				for (unsigned d = 0; d < o.depth; d++)
-					sum += row[d] * column[d];
-				memcpy(at, &sum, 4);
-				continue;
-			}
-			const int8_t *row = (const int8_t *)o.a + (size_t)p * o.depth;
-			const int16_t *column = (const int16_t *)o.b + (size_t)n * o.depth;
-			int32_t sum = 0;
-			for (unsigned d = 0; d < o.depth; d++)
-				sum += (int32_t)row[d] * column[d];
-			if (!c->requantize) {
-				memcpy(at, &sum, 4);
-				continue;
-			}
-			int32_t bias_value;
-			memcpy(&bias_value, bias + 4u * n, 4);
-			int8_t value = requantize(c, (int64_t)sum + bias_value);
-			memcpy(at, &value, 1);
-		}
+		for (unsigned n = 0; n < c->kernels; n++)
+			store_output(c, &o, m.bias, p, n,
+				     m.output + (size_t)(n / per_atom) * c->output_surface + p * 16u + (n % per_atom) * c->out_bpe);
 	free(o.a), free(o.b);
 	return NPU_OK;
 }
@@ -783,7 +816,7 @@ static int interpret(const uint64_t *words, uint32_t count, unsigned index, stru
 static uint64_t task_cycles(const struct conv_task *c)
 {
 	uint64_t macs = (uint64_t)c->out_w * c->out_h * c->kernels * c->kernel_w * c->kernel_h * c->channels;
-	return macs / (c->precision == NPU_FP16 ? 512u : 1024u);
+	return macs / c->info->macs_per_cycle;
 }
 
 /* The weights the CBUF holds after a task: what a WEIGHT_REUSE task in the same job computes with. */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* GEMM tiling and the register-command stream of one task (docs/npu-registers.md). */
 #include "npu_internal.h"
+#include "npu_precision.h"
 #include "npu_regs.h"
 
 /* Largest logical dimension accepted: keeps every padded product far from 32-bit overflow; the
@@ -19,7 +20,8 @@ int npu_plan_weights_grouped(enum npu_precision precision, unsigned n, unsigned 
 {
 	if (!plan)
 		return npu_fail(NPU_ERR_INVALID, "npu_plan_weights: plan is NULL");
-	if (precision != NPU_INT8 && precision != NPU_FP16)
+	const struct npu_precision_info *info = npu_precision_info(precision);
+	if (!info)
 		return npu_fail(NPU_ERR_INVALID, "precision %d is neither NPU_INT8 nor NPU_FP16", (int)precision);
 	if (n == 0 || k == 0)
 		return npu_fail(NPU_ERR_INVALID, "empty weight matrix: N=%u K=%u", n, k);
@@ -30,13 +32,13 @@ int npu_plan_weights_grouped(enum npu_precision precision, unsigned n, unsigned 
 	p.precision = precision;
 	p.n = n;
 	p.k = k;
-	p.in_bytes = precision == NPU_INT8 ? 1 : 2;
-	p.kernel_group = precision == NPU_INT8 ? 32 : 16;
+	p.in_bytes = info->in_bytes;
+	p.kernel_group = info->kernel_group;
 	p.feature_c2 = NPU_ATOM_BYTES / p.in_bytes;
 	p.np = npu_align_up(n, p.kernel_group);
 	p.kp = npu_align_up(k, NPU_K_ALIGN);
 
-	unsigned k_max = precision == NPU_INT8 ? NPU_TASK_MAX_K_INT8 : NPU_TASK_MAX_K_FP16;
+	unsigned k_max = info->task_max_k;
 	if (k_group && (k_group % NPU_K_ALIGN || k_group > k_max))
 		return npu_fail(NPU_ERR_INVALID, "K group %u: must be a multiple of %u and at most %u", k_group,
 				NPU_K_ALIGN, k_max);
@@ -161,16 +163,21 @@ static void emit(struct emitter *e, uint16_t reg, uint32_t value)
 	e->words[e->count++] = npu_regcmd_word(target, reg, value);
 }
 
-int npu_emit_gemm_task(const struct npu_task_geometry *t, uint64_t *words)
+/* What a task's registers derive from its geometry, once its rules are checked. */
+struct task_layout {
+	const struct npu_precision_info *precision;
+	unsigned data_banks, weight_banks;
+	uint32_t weight_bytes;
+};
+
+/* The rules the hardware (or both peers) hold a task to; the model checks the same from the registers. */
+static int check_task(const struct npu_task_geometry *t, struct task_layout *l)
 {
-	if (!t || !words)
-		return npu_fail(NPU_ERR_INVALID, "npu_emit_gemm_task: NULL argument");
-	if (t->precision != NPU_INT8 && t->precision != NPU_FP16)
+	const struct npu_precision_info *info = npu_precision_info(t->precision);
+	if (!info)
 		return npu_fail(NPU_ERR_INVALID, "task precision %d unknown", (int)t->precision);
-	unsigned bpe = t->precision == NPU_INT8 ? 1 : 2;
-	unsigned group = t->precision == NPU_INT8 ? 32 : 16;
-	unsigned k_max = t->precision == NPU_INT8 ? NPU_TASK_MAX_K_INT8 : NPU_TASK_MAX_K_FP16;
-	unsigned max_rows = npu_task_max_rows(t->precision);
+	unsigned bpe = info->in_bytes, group = info->kernel_group, k_max = info->task_max_k;
+	unsigned max_rows = info->task_max_rows;
 	if (t->mt == 0 || t->mt > max_rows || t->mt > t->feature_rows || t->mt > t->output_rows)
 		return npu_fail(NPU_ERR_INVALID, "task rows %u: must be 1..%u and within the feature map (%u rows) "
 				"and output (%u rows)", t->mt, max_rows, t->feature_rows, t->output_rows);
@@ -193,11 +200,18 @@ int npu_emit_gemm_task(const struct npu_task_geometry *t, uint64_t *words)
 		return npu_fail(NPU_ERR_LIMIT, "task M=%u N=%u K=%u does not fit CBUF: %u data banks, %u weight bytes "
 				"in %u banks (one kept spare)", t->mt, t->nt, t->kt, data_banks, weight_bytes,
 				weight_banks);
+	*l = (struct task_layout){info, data_banks, weight_banks, weight_bytes};
+	return NPU_OK;
+}
 
-	unsigned in_prec = t->precision == NPU_INT8 ? NPU_PREC_INT8 : NPU_PREC_FP16;
-	unsigned out_prec = t->precision == NPU_INT8 ? NPU_PREC_INT32 : NPU_PREC_FP32;
+/* The stream of a checked task, register by register in the order both peers write them. */
+static unsigned emit_task(const struct npu_task_geometry *t, const struct task_layout *l, uint64_t *words)
+{
+	unsigned bpe = l->precision->in_bytes, in_prec = l->precision->in_code, out_prec = l->precision->out_code;
+	unsigned data_banks = l->data_banks, weight_banks = l->weight_banks;
+	uint32_t weight_bytes = l->weight_bytes;
 	/* 16-byte output surfaces one kernel group fills: 32 x int32 = 8, 16 x fp32 = 4. */
-	unsigned surfaces_per_group = group * 4 / NPU_ATOM_BYTES;
+	unsigned surfaces_per_group = l->precision->kernel_group * l->precision->out_bytes / NPU_ATOM_BYTES;
 	uint32_t out_surface = t->output_rows * NPU_ATOM_BYTES;
 
 	struct emitter e = {words, 0};
@@ -238,8 +252,7 @@ int npu_emit_gemm_task(const struct npu_task_geometry *t, uint64_t *words)
 	emit(&e, REG_CNA_CVT_CON5, 0);
 	emit(&e, REG_CNA_PAD_CON1, 0);
 	/* CORE */
-	emit(&e, REG_CORE_MISC_CFG, t->precision == NPU_INT8 ? 0 : CORE_MISC_CFG_PROC_PRECISION(NPU_PREC_FP16) |
-									CORE_MISC_CFG_QD_EN);
+	emit(&e, REG_CORE_MISC_CFG, l->precision->core_misc_cfg);
 	emit(&e, REG_CORE_DATAOUT_SIZE_0, (t->mt - 1) << 16);
 	emit(&e, REG_CORE_DATAOUT_SIZE_1, t->nt - 1);
 	emit(&e, REG_CORE_CLIP_TRUNCATE, 0);
@@ -285,7 +298,19 @@ int npu_emit_gemm_task(const struct npu_task_geometry *t, uint64_t *words)
 	words[e.count++] = npu_regcmd_word(NPU_TARGET_PC | NPU_TARGET_WRITE_BIT, REG_PC_REGISTER_AMOUNTS, 0);
 	words[e.count++] = npu_regcmd_word(NPU_TARGET_TAIL_MARKER, 0, 0);
 	words[e.count++] = npu_regcmd_word(NPU_TARGET_OP_ENABLE, REG_PC_OPERATION_ENABLE, NPU_OPEN_GEMM);
-	if (e.count != NPU_TASK_WORDS)
-		return npu_fail(NPU_ERR_INVALID, "internal: emitted %u words, expected %u", e.count, NPU_TASK_WORDS);
+	return e.count;
+}
+
+int npu_emit_gemm_task(const struct npu_task_geometry *t, uint64_t *words)
+{
+	if (!t || !words)
+		return npu_fail(NPU_ERR_INVALID, "npu_emit_gemm_task: NULL argument");
+	struct task_layout layout = {0};
+	int status = check_task(t, &layout);
+	if (status)
+		return status;
+	unsigned count = emit_task(t, &layout, words);
+	if (count != NPU_TASK_WORDS)
+		return npu_fail(NPU_ERR_INVALID, "internal: emitted %u words, expected %u", count, NPU_TASK_WORDS);
 	return NPU_OK;
 }

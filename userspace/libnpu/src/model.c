@@ -27,7 +27,7 @@ struct model {
 
 static struct model_lane *lane_of(struct npu_dev *dev, unsigned lane)
 {
-	return &((struct model *)dev->model)->lanes[lane];
+	return &((struct model *)dev->backend)->lanes[lane];
 }
 
 static int model_bo_create(struct npu_dev *dev, unsigned lane_index, size_t size, struct npu_bo *bo)
@@ -92,7 +92,7 @@ static int model_submit(struct npu_dev *dev, unsigned lane_index, const struct n
 
 static void model_close(struct npu_dev *dev)
 {
-	struct model *model = dev->model;
+	struct model *model = dev->backend;
 	for (unsigned l = 0; l < NPU_MAX_LANES; l++) {
 		struct npu_space *space = &model->lanes[l].space;
 		for (unsigned i = 0; i < space->count; i++)
@@ -113,8 +113,8 @@ static const struct npu_backend_ops model_ops = {
 
 int npu_model_open(struct npu_dev *dev, unsigned lanes)
 {
-	dev->model = calloc(1, sizeof(struct model));
-	if (!dev->model)
+	dev->backend = calloc(1, sizeof(struct model));
+	if (!dev->backend)
 		return npu_fail(NPU_ERR_NOMEM, "model: out of memory");
 	dev->ops = &model_ops;
 	dev->info.backend = "model";

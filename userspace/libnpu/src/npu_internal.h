@@ -45,16 +45,25 @@ struct npu_lane_scratch {
 	uint32_t sequence;          /* job counter: the canary value of the next job */
 };
 
+/* What every back end shares; its own state (fds, the model's address spaces) stays behind `backend`,
+ * which only its ops read. */
 struct npu_dev {
 	const struct npu_backend_ops *ops;
+	void *backend;
 	struct npu_dev_info info;
-	int fds[NPU_MAX_LANES];
-	void *model;                /* model state (model backend) */
 	struct npu_lane_scratch scratch[NPU_MAX_LANES];
 };
 
 int npu_rocket_open(struct npu_dev *dev, const struct npu_open_options *options);
+#ifdef NPU_HAVE_MODEL
 int npu_model_open(struct npu_dev *dev, unsigned lanes);
+#else
+static inline int npu_model_open(struct npu_dev *dev, unsigned lanes)
+{
+	(void)dev, (void)lanes;
+	return npu_fail(NPU_ERR_NO_DEVICE, "libnpu was built without the software model (NPU_MODEL=OFF)");
+}
+#endif
 
 /* Monotonic clock in ns (the clock the driver's PREP_BO deadline uses). */
 int64_t npu_monotonic_ns(void);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -14,6 +15,17 @@
 #include "rocket_accel.h"
 
 #define ROCKET_DRIVER_SYSFS "/sys/bus/platform/drivers/rocket"
+
+/* The backend's state behind npu_dev.backend: one fd per lane (its own scheduling entity and NPU address
+ * space under the 7.2 driver). */
+struct rocket {
+	int fds[NPU_MAX_LANES];
+};
+
+static int lane_fd(const struct npu_dev *dev, unsigned lane)
+{
+	return ((const struct rocket *)dev->backend)->fds[lane];
+}
 
 static int xioctl(int fd, unsigned long request, void *argument)
 {
@@ -98,7 +110,7 @@ static int find_node(char *path, size_t size)
 static int rocket_bo_create(struct npu_dev *dev, unsigned lane, size_t size, struct npu_bo *bo)
 {
 	struct drm_rocket_create_bo create = {.size = (__u32)size};
-	int fd = dev->fds[lane];
+	int fd = lane_fd(dev, lane);
 	if (xioctl(fd, DRM_IOCTL_ROCKET_CREATE_BO, &create))
 		return io_fail("DRM_IOCTL_ROCKET_CREATE_BO", errno);
 	void *map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)create.offset);
@@ -127,13 +139,13 @@ static void rocket_bo_destroy(struct npu_dev *dev, struct npu_bo *bo)
 {
 	munmap(bo->map, bo->size);
 	struct drm_gem_close gem_close = {.handle = bo->handle};
-	xioctl(dev->fds[bo->lane], DRM_IOCTL_GEM_CLOSE, &gem_close);
+	xioctl(lane_fd(dev, bo->lane), DRM_IOCTL_GEM_CLOSE, &gem_close);
 }
 
 static int rocket_bo_cpu_begin(struct npu_dev *dev, const struct npu_bo *bo, int64_t deadline_ns)
 {
 	struct drm_rocket_prep_bo prep = {.handle = bo->handle, .timeout_ns = deadline_ns};
-	if (xioctl(dev->fds[bo->lane], DRM_IOCTL_ROCKET_PREP_BO, &prep)) {
+	if (xioctl(lane_fd(dev, bo->lane), DRM_IOCTL_ROCKET_PREP_BO, &prep)) {
 		if (errno == ETIMEDOUT || errno == EBUSY)
 			return npu_fail(NPU_ERR_TIMEOUT, "DRM_IOCTL_ROCKET_PREP_BO: the NPU job did not finish before "
 					"the deadline (%s)", strerror(errno));
@@ -145,7 +157,7 @@ static int rocket_bo_cpu_begin(struct npu_dev *dev, const struct npu_bo *bo, int
 static int rocket_bo_cpu_end(struct npu_dev *dev, const struct npu_bo *bo)
 {
 	struct drm_rocket_fini_bo fini = {.handle = bo->handle};
-	if (xioctl(dev->fds[bo->lane], DRM_IOCTL_ROCKET_FINI_BO, &fini))
+	if (xioctl(lane_fd(dev, bo->lane), DRM_IOCTL_ROCKET_FINI_BO, &fini))
 		return io_fail("DRM_IOCTL_ROCKET_FINI_BO", errno);
 	return NPU_OK;
 }
@@ -178,16 +190,22 @@ static int rocket_submit(struct npu_dev *dev, unsigned lane, const struct npu_ta
 		.job_count = 1,
 		.job_struct_size = sizeof job,
 	};
-	if (xioctl(dev->fds[lane], DRM_IOCTL_ROCKET_SUBMIT, &submit))
+	if (xioctl(lane_fd(dev, lane), DRM_IOCTL_ROCKET_SUBMIT, &submit))
 		return io_fail("DRM_IOCTL_ROCKET_SUBMIT", errno);
 	return NPU_OK;
 }
 
-static void rocket_close(struct npu_dev *dev)
+static void close_fds(struct rocket *rocket)
 {
 	for (unsigned i = 0; i < NPU_MAX_LANES; i++)
-		if (dev->fds[i] >= 0)
-			close(dev->fds[i]);
+		if (rocket->fds[i] >= 0)
+			close(rocket->fds[i]);
+	free(rocket);
+}
+
+static void rocket_close(struct npu_dev *dev)
+{
+	close_fds(dev->backend);
 }
 
 static const struct npu_backend_ops rocket_ops = {
@@ -199,17 +217,35 @@ static const struct npu_backend_ops rocket_ops = {
 	.close = rocket_close,
 };
 
+/* The node to open: the caller's, or the first accel node the rocket driver owns. */
+static int choose_node(struct npu_dev_info *info, const struct npu_open_options *options)
+{
+	if (!options->device_path)
+		return find_node(info->device_path, sizeof info->device_path);
+	snprintf(info->device_path, sizeof info->device_path, "%s", options->device_path);
+	return NPU_OK;
+}
+
+/* One fd per lane; the first names the driver, so a node of another driver is refused before any use. */
+static int open_lanes(struct rocket *rocket, struct npu_dev_info *info, unsigned lanes)
+{
+	for (unsigned lane = 0; lane < lanes; lane++) {
+		int status = open_node(info->device_path, &rocket->fds[lane]);
+		if (!status && lane == 0)
+			status = read_version(rocket->fds[0], info->device_path, info);
+		if (status)
+			return status;
+	}
+	return NPU_OK;
+}
+
 int npu_rocket_open(struct npu_dev *dev, const struct npu_open_options *options)
 {
 	struct npu_dev_info *info = &dev->info;
 	info->backend = "rocket";
-	if (options->device_path) {
-		snprintf(info->device_path, sizeof info->device_path, "%s", options->device_path);
-	} else {
-		int status = find_node(info->device_path, sizeof info->device_path);
-		if (status)
-			return status;
-	}
+	int status = choose_node(info, options);
+	if (status)
+		return status;
 	info->cores = count_bound_cores();
 	unsigned lanes = options->lanes ? options->lanes : info->cores;
 	if (lanes == 0)
@@ -217,17 +253,18 @@ int npu_rocket_open(struct npu_dev *dev, const struct npu_open_options *options)
 				ROCKET_DRIVER_SYSFS);
 	if (lanes > NPU_MAX_LANES)
 		lanes = NPU_MAX_LANES;
-	/* One fd per lane: each is its own scheduling entity and NPU address space. */
-	for (unsigned lane = 0; lane < lanes; lane++) {
-		int status = open_node(info->device_path, &dev->fds[lane]);
-		if (!status && lane == 0)
-			status = read_version(dev->fds[0], info->device_path, info);
-		if (status) {
-			rocket_close(dev);
-			return status;
-		}
+	struct rocket *rocket = malloc(sizeof *rocket);
+	if (!rocket)
+		return npu_fail(NPU_ERR_NOMEM, "npu_open: out of memory");
+	for (unsigned i = 0; i < NPU_MAX_LANES; i++)
+		rocket->fds[i] = -1;
+	status = open_lanes(rocket, info, lanes);
+	if (status) {
+		close_fds(rocket);
+		return status;
 	}
 	info->lanes = lanes;
+	dev->backend = rocket;
 	dev->ops = &rocket_ops;
 	return NPU_OK;
 }

@@ -12,6 +12,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -147,8 +148,11 @@ static void rknpu_open_device(void)
 	npu_get_info(device->npu, &info);
 	if (device->precision == NPU_INT8 && device->int8_group)
 		snprintf(precision, sizeof(precision), "INT8 GEMM, K groups of %u", device->int8_group);
-	else
-		snprintf(precision, sizeof(precision), "%s GEMM", device->precision == NPU_INT8 ? "INT8" : "FP16");
+	else {
+		snprintf(precision, sizeof(precision), "%s GEMM", npu_precision_name(device->precision));
+		for (char *c = precision; *c; c++) /* "FP16 GEMM", as the description has always read */
+			*c = (char)toupper((unsigned char)*c);
+	}
 	/* The driver's own description, so an emulated device or the software model says so here. */
 	snprintf(device->description, sizeof(device->description), "RK3588 NPU via %s %s (%s), %u lanes, %s",
 		 info.backend, info.device_path, info.driver_desc, info.lanes, precision);
@@ -219,7 +223,7 @@ static enum ggml_status rknpu_convert(struct rknpu_device *device, const struct 
 						   .k_group = int8 ? device->int8_group : 0};
 	float *row = malloc((size_t)k * sizeof(float));
 	float *scales = int8 ? malloc((size_t)n * groups * sizeof(float)) : NULL;
-	void *packed = malloc((size_t)n * k * (int8 ? 1 : 2));
+	void *packed = malloc((size_t)n * k * npu_precision_element_bytes(device->precision));
 	enum ggml_status status = GGML_STATUS_ALLOC_FAILED;
 	double started = rknpu_now();
 
@@ -498,7 +502,7 @@ static void rknpu_write_stats(const struct rknpu_device *device)
 		", \"npu_macs\": %" PRIu64 ", \"npu_seconds\": %.6f, \"npu_device_seconds\": %.6f"
 		", \"weights_converted\": %" PRIu64 ", \"weight_npu_bytes\": %" PRIu64
 		", \"weight_source_bytes\": %" PRIu64 ", \"convert_seconds\": %.6f}\n",
-		device->precision == NPU_INT8 ? "int8" : "fp16",
+		npu_precision_name(device->precision),
 		device->precision == NPU_INT8 ? device->int8_group : 0, device->min_batch, stats->npu_ops,
 		stats->npu_macs, stats->npu_seconds, stats->npu_device_seconds,
 		stats->weights_converted, stats->weight_npu_bytes, stats->weight_source_bytes, stats->convert_seconds);

@@ -53,23 +53,23 @@ struct npu_row_plan {
 };
 
 /* min_n_tiles: split N into at least this many tiles when N allows (one per lane for NPU_PLACE_SPLIT_N). */
-int npu_plan_weights(enum npu_precision precision, unsigned n, unsigned k, unsigned min_n_tiles,
-		     struct npu_weight_plan *plan);
+NPU_API int npu_plan_weights(enum npu_precision precision, unsigned n, unsigned k, unsigned min_n_tiles,
+			     struct npu_weight_plan *plan);
 /* k_group (0 = as above): K tiles of exactly k_group channels (a multiple of 32), the groups of group-wise
  * INT8 quantization (npu_weight_options.k_group). */
-int npu_plan_weights_grouped(enum npu_precision precision, unsigned n, unsigned k, unsigned k_group,
-			     unsigned min_n_tiles, struct npu_weight_plan *plan);
-int npu_plan_rows(const struct npu_weight_plan *weights, unsigned m, struct npu_row_plan *rows);
+NPU_API int npu_plan_weights_grouped(enum npu_precision precision, unsigned n, unsigned k, unsigned k_group,
+				     unsigned min_n_tiles, struct npu_weight_plan *plan);
+NPU_API int npu_plan_rows(const struct npu_weight_plan *weights, unsigned m, struct npu_row_plan *rows);
 
 /* Tile sizes of tile index i (the last one may be short). */
-unsigned npu_plan_n_tile(const struct npu_weight_plan *plan, unsigned index, unsigned *n0);
-unsigned npu_plan_k_tile(const struct npu_weight_plan *plan, unsigned index, unsigned *k0);
-unsigned npu_plan_m_tile(const struct npu_row_plan *plan, unsigned index, unsigned *m0);
+NPU_API unsigned npu_plan_n_tile(const struct npu_weight_plan *plan, unsigned index, unsigned *n0);
+NPU_API unsigned npu_plan_k_tile(const struct npu_weight_plan *plan, unsigned index, unsigned *k0);
+NPU_API unsigned npu_plan_m_tile(const struct npu_row_plan *plan, unsigned index, unsigned *m0);
 
 /* Bytes of one weight tile in NPU layout, and of the feature map / one output partial. */
-size_t npu_weight_tile_bytes(const struct npu_weight_plan *plan, unsigned nt, unsigned kt);
-size_t npu_feature_bytes(const struct npu_weight_plan *weights, const struct npu_row_plan *rows);
-size_t npu_output_bytes(unsigned mp, unsigned channels); /* int32/fp32 NC1HWC2, C2 = 4 */
+NPU_API size_t npu_weight_tile_bytes(const struct npu_weight_plan *plan, unsigned nt, unsigned kt);
+NPU_API size_t npu_feature_bytes(const struct npu_weight_plan *weights, const struct npu_row_plan *rows);
+NPU_API size_t npu_output_bytes(unsigned mp, unsigned channels); /* int32/fp32 NC1HWC2, C2 = 4 */
 
 /* Geometry and addresses of one task. */
 struct npu_task_geometry {
@@ -83,15 +83,12 @@ struct npu_task_geometry {
 };
 
 /* Rows one task may hold in the given precision (the builder's tiling and the model's check). */
-static inline unsigned npu_task_max_rows(enum npu_precision precision)
-{
-	return precision == NPU_FP16 ? NPU_TASK_MAX_ROWS_FP16 : NPU_TASK_MAX_ROWS_INT8;
-}
+NPU_API unsigned npu_task_max_rows(enum npu_precision precision);
 /* CBUF data banks a task of `rows` rows of `row_bytes` bytes needs (whole 128-byte entries per row). */
-unsigned npu_data_banks(unsigned rows, unsigned row_bytes);
+NPU_API unsigned npu_data_banks(unsigned rows, unsigned row_bytes);
 
 /* Writes the task's NPU_TASK_WORDS words. NPU_ERR_INVALID/LIMIT if the geometry breaks a rule. */
-int npu_emit_gemm_task(const struct npu_task_geometry *task, uint64_t *words);
+NPU_API int npu_emit_gemm_task(const struct npu_task_geometry *task, uint64_t *words);
 
 static inline uint64_t npu_regcmd_word(uint16_t target, uint16_t reg, uint32_t value)
 {

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "npu/export.h"
+
 struct npu_layout_ops {
 	const char *name;
 	/* rows x cols int8 (src stride lda elements) -> feature map of rows_padded x cols_padded */
@@ -41,20 +43,20 @@ struct npu_layout_ops {
 	void (*f32_to_fp16)(uint16_t *dst, const float *src, size_t count);
 };
 
-const struct npu_layout_ops *npu_layout_ops(void);          /* NEON on aarch64, else portable */
-const struct npu_layout_ops *npu_layout_ops_portable(void);
-const struct npu_layout_ops *npu_layout_ops_neon(void);     /* NULL when not built for aarch64 */
+NPU_API const struct npu_layout_ops *npu_layout_ops(void);          /* NEON on aarch64, else portable */
+NPU_API const struct npu_layout_ops *npu_layout_ops_portable(void);
+NPU_API const struct npu_layout_ops *npu_layout_ops_neon(void);     /* NULL when not built for aarch64 */
 
 /* Weight tiles (once per model load; portable C). b is [n][k] row-major with stride ldb. */
-void npu_weight_tile_from_rows_i8(int8_t *dst, const int8_t *b, size_t ldb, unsigned n, unsigned k,
-				  unsigned n0, unsigned nt, unsigned k0, unsigned kt);
-void npu_weight_tile_from_rows_f16(uint16_t *dst, const uint16_t *b, size_t ldb, unsigned n, unsigned k,
-				   unsigned n0, unsigned nt, unsigned k0, unsigned kt);
+NPU_API void npu_weight_tile_from_rows_i8(int8_t *dst, const int8_t *b, size_t ldb, unsigned n, unsigned k,
+					  unsigned n0, unsigned nt, unsigned k0, unsigned kt);
+NPU_API void npu_weight_tile_from_rows_f16(uint16_t *dst, const uint16_t *b, size_t ldb, unsigned n, unsigned k,
+					   unsigned n0, unsigned nt, unsigned k0, unsigned kt);
 /* Inverse (tests, debugging): writes the tile back into b[n0.., k0..] for rows < n, cols < k. */
-void npu_weight_rows_from_tile_i8(int8_t *b, size_t ldb, const int8_t *tile, unsigned n, unsigned k,
-				  unsigned n0, unsigned nt, unsigned k0, unsigned kt);
-void npu_weight_rows_from_tile_f16(uint16_t *b, size_t ldb, const uint16_t *tile, unsigned n, unsigned k,
-				   unsigned n0, unsigned nt, unsigned k0, unsigned kt);
+NPU_API void npu_weight_rows_from_tile_i8(int8_t *b, size_t ldb, const int8_t *tile, unsigned n, unsigned k,
+					  unsigned n0, unsigned nt, unsigned k0, unsigned kt);
+NPU_API void npu_weight_rows_from_tile_f16(uint16_t *b, size_t ldb, const uint16_t *tile, unsigned n, unsigned k,
+					   unsigned n0, unsigned nt, unsigned k0, unsigned kt);
 
 /* Byte offsets inside the layouts (used by the model and the tests). */
 static inline size_t npu_feature_offset(unsigned m, unsigned k, unsigned rows, unsigned c2, unsigned bpe)

@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "npu/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -40,6 +42,10 @@ enum npu_precision {
 	NPU_INT8 = 0, /* int8 x int8 -> int32 */
 	NPU_FP16 = 1, /* fp16 x fp16 -> fp32 */
 };
+
+/* "int8" / "fp16", and the bytes of one input element (1 / 2); NULL and 0 for an unknown value. */
+NPU_API const char *npu_precision_name(enum npu_precision precision);
+NPU_API size_t npu_precision_element_bytes(enum npu_precision precision);
 
 enum npu_backend {
 	NPU_BACKEND_ROCKET = 0, /* /dev/accel/accelN driven by the rocket driver */
@@ -71,12 +77,12 @@ struct npu_dev_info {
 struct npu_dev;
 
 /* Message of the last failure in this thread ("" if none). */
-const char *npu_error(void);
-const char *npu_status_name(int status);
+NPU_API const char *npu_error(void);
+NPU_API const char *npu_status_name(int status);
 
-int npu_open(struct npu_dev **dev, const struct npu_open_options *options);
-void npu_close(struct npu_dev *dev);
-int npu_get_info(const struct npu_dev *dev, struct npu_dev_info *info);
+NPU_API int npu_open(struct npu_dev **dev, const struct npu_open_options *options);
+NPU_API void npu_close(struct npu_dev *dev);
+NPU_API int npu_get_info(const struct npu_dev *dev, struct npu_dev_info *info);
 
 /* ---- Buffer objects (per lane) ---- */
 struct npu_bo {
@@ -89,13 +95,13 @@ struct npu_bo {
 	const struct npu_dev *dev; /* the device that made it */
 };
 
-int npu_bo_create(struct npu_dev *dev, unsigned lane, size_t size, struct npu_bo *bo);
-void npu_bo_destroy(struct npu_dev *dev, struct npu_bo *bo);
+NPU_API int npu_bo_create(struct npu_dev *dev, unsigned lane, size_t size, struct npu_bo *bo);
+NPU_API void npu_bo_destroy(struct npu_dev *dev, struct npu_bo *bo);
 /* Wait for NPU writers and make the BO coherent for the CPU; timeout_ns is relative (the library
  * converts it to the absolute CLOCK_MONOTONIC deadline the driver expects). */
-int npu_bo_cpu_begin(struct npu_dev *dev, const struct npu_bo *bo, int64_t timeout_ns);
+NPU_API int npu_bo_cpu_begin(struct npu_dev *dev, const struct npu_bo *bo, int64_t timeout_ns);
 /* Hand the BO back to the NPU after CPU writes (cache clean). */
-int npu_bo_cpu_end(struct npu_dev *dev, const struct npu_bo *bo);
+NPU_API int npu_bo_cpu_end(struct npu_dev *dev, const struct npu_bo *bo);
 
 /* One task: a register-command buffer (NPU address, number of 64-bit words incl. the tail). */
 struct npu_task {
@@ -105,9 +111,9 @@ struct npu_task {
 
 /* Submit one job (tasks run in order on one core). SUBMIT returning 0 does not mean the job ran:
  * the driver ignores per-job errors, so callers check output canaries (npu_gemm does). */
-int npu_submit(struct npu_dev *dev, unsigned lane, const struct npu_task *tasks, unsigned task_count,
-	       const struct npu_bo *const *in_bos, unsigned in_count,
-	       const struct npu_bo *const *out_bos, unsigned out_count);
+NPU_API int npu_submit(struct npu_dev *dev, unsigned lane, const struct npu_task *tasks, unsigned task_count,
+		       const struct npu_bo *const *in_bos, unsigned in_count,
+		       const struct npu_bo *const *out_bos, unsigned out_count);
 
 /* ---- GEMM: C[M,N] = A[M,K] x B[K,N] ---- */
 
@@ -129,12 +135,12 @@ struct npu_weight;
 /* Convert B once into the NPU weight layout and place it. b_nk is B transposed, row-major [N][K]
  * (ggml's layout of a weight matrix: one row of K per output): int8_t for NPU_INT8, IEEE fp16 bits
  * (uint16_t) for NPU_FP16. options may be NULL (split over all lanes). */
-int npu_weight_prepare(struct npu_dev *dev, enum npu_precision precision, unsigned n, unsigned k,
-		       const void *b_nk, const struct npu_weight_options *options, struct npu_weight **weight);
-void npu_weight_free(struct npu_dev *dev, struct npu_weight *weight);
+NPU_API int npu_weight_prepare(struct npu_dev *dev, enum npu_precision precision, unsigned n, unsigned k,
+			       const void *b_nk, const struct npu_weight_options *options, struct npu_weight **weight);
+NPU_API void npu_weight_free(struct npu_dev *dev, struct npu_weight *weight);
 /* NPU memory the weight occupies in one lane (BO bytes), and in total over lanes (0 for NULL). */
-size_t npu_weight_lane_bytes(const struct npu_weight *weight, unsigned lane);
-size_t npu_weight_total_bytes(const struct npu_weight *weight);
+NPU_API size_t npu_weight_lane_bytes(const struct npu_weight *weight, unsigned lane);
+NPU_API size_t npu_weight_total_bytes(const struct npu_weight *weight);
 
 struct npu_gemm_stats {
 	unsigned jobs;       /* one per lane used */
@@ -147,23 +153,23 @@ struct npu_gemm_stats {
 
 /* C = A x B. a_mk row-major [M][K] (int8_t / fp16 bits), c_mn row-major [M][N] (int32_t / float).
  * stats may be NULL. */
-int npu_gemm(struct npu_dev *dev, const struct npu_weight *weight, unsigned m, const void *a_mk,
-	     void *c_mn, struct npu_gemm_stats *stats);
+NPU_API int npu_gemm(struct npu_dev *dev, const struct npu_weight *weight, unsigned m, const void *a_mk,
+		     void *c_mn, struct npu_gemm_stats *stats);
 
 /* Scales of an INT8 weight, copied: [n][groups] floats, groups = npu_weight_k_groups() (1 without
  * k_group: one scale per output channel). npu_gemm_f32 multiplies each group's int32 sum by
  * row_scale[m][group] * column_scale[n][group]. Without them the column scales are 1. */
-int npu_weight_set_column_scales(struct npu_weight *weight, const float *column_scales);
+NPU_API int npu_weight_set_column_scales(struct npu_weight *weight, const float *column_scales);
 /* Quantization groups along K: ceil(K / k_group) with k_group, else 1 (0 for NULL). */
-unsigned npu_weight_k_groups(const struct npu_weight *weight);
+NPU_API unsigned npu_weight_k_groups(const struct npu_weight *weight);
 
 /* C = A x B from f32 activations, f32 result: INT8 weights quantize A per row, or per row and K group
  * (npu_quantize_rows_i8 on each group), and dequantize the exact int32 sums as
  * sum over groups of (float)acc * row_scale * column_scale; FP16 weights convert A to fp16 (round to
  * nearest even) and return the fp32 sums. NaN and infinities propagate as on the CPU: an INT8 row
  * (or row group) holding one gets a NaN scale, so its outputs are NaN; FP16 carries them through. */
-int npu_gemm_f32(struct npu_dev *dev, const struct npu_weight *weight, unsigned m, const float *a_mk, float *c_mn,
-		 struct npu_gemm_stats *stats);
+NPU_API int npu_gemm_f32(struct npu_dev *dev, const struct npu_weight *weight, unsigned m, const float *a_mk, float *c_mn,
+			 struct npu_gemm_stats *stats);
 
 /* ---- Software model controls (NPU_BACKEND_MODEL only) ---- */
 enum npu_model_fault {
@@ -171,20 +177,20 @@ enum npu_model_fault {
 	NPU_FAULT_REJECT = 1,  /* the next job on the lane is dropped; SUBMIT still returns 0 */
 	NPU_FAULT_TIMEOUT = 2, /* the next job stops half way and leaves garbage, as after a reset */
 };
-int npu_model_inject_fault(struct npu_dev *dev, unsigned lane, enum npu_model_fault fault);
+NPU_API int npu_model_inject_fault(struct npu_dev *dev, unsigned lane, enum npu_model_fault fault);
 
 /* ---- Conversions used around the GEMM (NEON on aarch64, portable C elsewhere) ---- */
-uint16_t npu_fp16_from_f32(float value);
-float npu_f32_from_fp16(uint16_t bits);
-void npu_f32_to_fp16_array(uint16_t *dst, const float *src, size_t count);
+NPU_API uint16_t npu_fp16_from_f32(float value);
+NPU_API float npu_f32_from_fp16(uint16_t bits);
+NPU_API void npu_f32_to_fp16_array(uint16_t *dst, const float *src, size_t count);
 /* Symmetric per-row int8 quantization: q = round_half_even(x * 127 / absmax(row)), scale =
  * absmax / 127 (0 for an all-zero row; NaN, with q = 0, for a row holding a NaN or an infinity). */
-void npu_quantize_rows_i8(int8_t *q, float *scales, const float *x, unsigned rows, unsigned cols);
+NPU_API void npu_quantize_rows_i8(int8_t *q, float *scales, const float *x, unsigned rows, unsigned cols);
 /* The same per group of `group` channels along each row (the last group may be shorter; group >= cols is one
  * group): the scale of row r, group g goes to scales[r * row_stride + g * group_stride], so a caller keeps
  * them per row ([rows][groups]: row_stride = groups, group_stride = 1) or per group. */
-void npu_quantize_groups_i8(int8_t *q, float *scales, size_t row_stride, size_t group_stride, const float *x,
-			    unsigned rows, unsigned cols, unsigned group);
+NPU_API void npu_quantize_groups_i8(int8_t *q, float *scales, size_t row_stride, size_t group_stride, const float *x,
+				    unsigned rows, unsigned cols, unsigned group);
 
 #ifdef __cplusplus
 }
