@@ -70,36 +70,33 @@ float npu_f32_from_fp16(uint16_t bits)
 
 /* ---- portable ---- */
 
+/* Surfaces of 16 bytes per row (16 int8 or 8 fp16 channels), rows padded, missing channels zero. */
+static void feature_from_rows_bytes(uint8_t *dst, const uint8_t *src, unsigned element, unsigned rows, unsigned cols,
+				    size_t lda, unsigned rows_padded, unsigned cols_padded)
+{
+	unsigned per_surface = 16 / element, groups = cols_padded / per_surface;
+	memset(dst, 0, (size_t)groups * rows_padded * 16);
+	for (unsigned g = 0; g < groups; g++) {
+		unsigned c0 = g * per_surface;
+		if (c0 >= cols)
+			break;
+		unsigned width = cols - c0 < per_surface ? cols - c0 : per_surface;
+		uint8_t *surface = dst + (size_t)g * rows_padded * 16;
+		for (unsigned m = 0; m < rows; m++)
+			memcpy(surface + (size_t)m * 16, src + ((size_t)m * lda + c0) * element, (size_t)width * element);
+	}
+}
+
 void feature_from_rows_i8_c(uint8_t *dst, const int8_t *src, unsigned rows, unsigned cols, size_t lda,
 			    unsigned rows_padded, unsigned cols_padded)
 {
-	unsigned groups = cols_padded / 16;
-	memset(dst, 0, (size_t)groups * rows_padded * 16);
-	for (unsigned g = 0; g < groups; g++) {
-		unsigned c0 = g * 16;
-		if (c0 >= cols)
-			break;
-		unsigned width = cols - c0 < 16 ? cols - c0 : 16;
-		uint8_t *surface = dst + (size_t)g * rows_padded * 16;
-		for (unsigned m = 0; m < rows; m++)
-			memcpy(surface + (size_t)m * 16, src + (size_t)m * lda + c0, width);
-	}
+	feature_from_rows_bytes(dst, (const uint8_t *)src, 1, rows, cols, lda, rows_padded, cols_padded);
 }
 
 void feature_from_rows_f16_c(uint8_t *dst, const uint16_t *src, unsigned rows, unsigned cols, size_t lda,
 			     unsigned rows_padded, unsigned cols_padded)
 {
-	unsigned groups = cols_padded / 8;
-	memset(dst, 0, (size_t)groups * rows_padded * 16);
-	for (unsigned g = 0; g < groups; g++) {
-		unsigned c0 = g * 8;
-		if (c0 >= cols)
-			break;
-		unsigned width = cols - c0 < 8 ? cols - c0 : 8;
-		uint8_t *surface = dst + (size_t)g * rows_padded * 16;
-		for (unsigned m = 0; m < rows; m++)
-			memcpy(surface + (size_t)m * 16, src + (size_t)m * lda + c0, width * 2u);
-	}
+	feature_from_rows_bytes(dst, (const uint8_t *)src, 2, rows, cols, lda, rows_padded, cols_padded);
 }
 
 void rows_from_feature_i8_c(int8_t *dst, const uint8_t *src, unsigned rows, unsigned cols, size_t ldd,
