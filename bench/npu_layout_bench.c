@@ -81,9 +81,10 @@ static struct costs measure_gemm_io(unsigned m, unsigned k, unsigned n, int prin
 	MEASURE(t_layout8, ops->feature_from_rows_i8(feature, q, m, k, k, r8.mp, w8.kp); sink += feature[5]);
 	MEASURE(t_f16, ops->f32_to_fp16(h, x, in_count); sink += h[3]);
 	MEASURE(t_layout16, ops->feature_from_rows_f16(feature, h, m, k, k, r16.mp, w16.kp); sink += feature[5]);
-	MEASURE(t_gather8, ops->rows_from_output_i32_scaled(y, output, m, n, n, r8.mp, scales, cscale, 0);
-		sink += (unsigned)y[1]);
-	MEASURE(t_gather32, ops->rows_from_output_f32(y, output, m, n, n, r8.mp, 0); sink += (unsigned)y[1]);
+	struct npu_partials partials = {output, 1, 0, m, n, r8.mp};
+	struct npu_partial_scales output_scales = {scales, m, cscale, n};
+	MEASURE(t_gather8, ops->rows_from_output_i32_scaled(y, n, &partials, &output_scales); sink += (unsigned)y[1]);
+	MEASURE(t_gather32, ops->rows_from_output_f32(y, n, &partials); sink += (unsigned)y[1]);
 	if (print) {
 		printf("  M=%u K=%u N=%u (%s):\n", m, k, n, ops->name);
 		printf("    %-44s %8.3f ms  %5.2fx memcpy of the f32 input\n", "quantize f32 -> int8 (per row)", t_quant * 1e3,

@@ -129,6 +129,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	ggml_backend_cpu_set_n_threads(cpu, threads);
+	npu_set_threads(dev, (unsigned)threads);
 	printf("one qwen2.5-1.5B layer, %u rows (prefill tokens), best of %d; CPU backend: Q4_K, %d threads; "
 	       "ggml-rknpu: %s on the software model\n", rows, repeats, threads,
 	       fp16 ? "FP16" : group ? "INT8 in K groups" : "INT8, one scale per row");

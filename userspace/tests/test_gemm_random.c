@@ -33,8 +33,9 @@ static void reference_group_sums(int32_t *sums, const int8_t *a, const int8_t *b
 		}
 }
 
-/* npu_gemm_f32: f32 activations in, f32 out. INT8: the library's own per-row quantization, exact
- * int32 sums, then (float)acc * row_scale * column_scale, so the result is compared bit for bit. */
+/* npu_gemm_f32: f32 activations in, f32 out, converted by 1-5 threads. INT8: the library's own per-row
+ * quantization, exact int32 sums, then (float)acc * row_scale * column_scale, so the result is compared
+ * bit for bit; FP16: within the bound, and bit for bit with what one thread gives. */
 static void check_f32_entry(struct npu_dev *dev, struct npu_weight *weight, const struct shape *s, const void *b,
 			    unsigned index)
 {
@@ -42,6 +43,8 @@ static void check_f32_entry(struct npu_dev *dev, struct npu_weight *weight, cons
 	float *a = malloc(a_count * sizeof *a), *c = malloc(c_count * sizeof *c);
 	for (size_t i = 0; i < a_count; i++)
 		a[i] = (float)((int32_t)(test_random() >> 40) - (1 << 23)) / 65536.0f;
+	unsigned threads = 1 + test_random_below(5);
+	CHECK_OK(npu_set_threads(dev, threads));
 	if (s->precision == NPU_INT8) {
 		unsigned groups = npu_weight_k_groups(weight), group = s->k_group ? s->k_group : s->k;
 		CHECK(groups == (s->k + group - 1) / group, "case %u: %u K groups for K=%u k_group=%u", index, groups, s->k,
@@ -65,11 +68,18 @@ static void check_f32_entry(struct npu_dev *dev, struct npu_weight *weight, cons
 			}
 		}
 		for (size_t i = 0; i < c_count; i++)
-			CHECK(memcmp(&c[i], &expected[i], 4) == 0, "case %u npu_gemm_f32 int8 M=%u N=%u K=%u k_group=%u: C[%zu] = "
-			      "%a, expected %a", index, s->m, s->n, s->k, s->k_group, i, (double)c[i], (double)expected[i]);
+			CHECK(memcmp(&c[i], &expected[i], 4) == 0, "case %u npu_gemm_f32 int8 M=%u N=%u K=%u k_group=%u threads=%u: "
+			      "C[%zu] = %a, expected %a", index, s->m, s->n, s->k, s->k_group, threads, i, (double)c[i],
+			      (double)expected[i]);
 		free(column_scales), free(row_scales), free(q), free(sums), free(expected);
 	} else {
 		CHECK_OK(npu_gemm_f32(dev, weight, s->m, a, c, NULL));
+		float *one_thread = malloc(c_count * sizeof *one_thread);
+		CHECK_OK(npu_set_threads(dev, 1));
+		CHECK_OK(npu_gemm_f32(dev, weight, s->m, a, one_thread, NULL));
+		CHECK(memcmp(c, one_thread, c_count * sizeof *c) == 0, "case %u npu_gemm_f32 fp16 M=%u N=%u K=%u: %u threads "
+		      "give another result than one", index, s->m, s->n, s->k, threads);
+		free(one_thread);
 		uint16_t *a16 = malloc(a_count * 2);
 		double *expected = malloc(c_count * sizeof *expected), *bound = malloc(c_count * sizeof *bound);
 		npu_f32_to_fp16_array(a16, a, a_count);
@@ -79,6 +89,7 @@ static void check_f32_entry(struct npu_dev *dev, struct npu_weight *weight, cons
 			      "expected %g", index, s->m, s->n, s->k, i, (double)c[i], expected[i]);
 		free(a16), free(expected), free(bound);
 	}
+	CHECK_OK(npu_set_threads(dev, 1));
 	free(a), free(c);
 }
 

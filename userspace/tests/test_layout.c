@@ -105,50 +105,73 @@ static void check_feature(int fp16)
 	}
 }
 
+/* Partials of tiles x (cols padded to 4) x rows_padded random 4-byte elements, tile_bytes apart. */
+static uint8_t *random_partials(int fp32, unsigned tiles, unsigned cols, unsigned rows_padded, size_t *tile_bytes)
+{
+	*tile_bytes = (size_t)(cols + 3) / 4 * rows_padded * 16 + 16 * test_random_below(3);
+	uint8_t *src = malloc(*tile_bytes * tiles);
+	for (size_t i = 0; i < *tile_bytes * tiles; i += 4) {
+		if (fp32) { /* eighths, with signed zeros among them */
+			float value = (float)(int)(test_random_below(201) - 100) / 8.0f;
+			value = test_random_below(16) ? value : -0.0f;
+			memcpy(src + i, &value, 4);
+		} else {
+			uint32_t value = (uint32_t)(test_random() >> 32);
+			memcpy(src + i, &value, 4);
+		}
+	}
+	return src;
+}
+
+static uint32_t partial_element(const uint8_t *src, size_t tile_bytes, unsigned t, unsigned m, unsigned n,
+				unsigned rows_padded)
+{
+	uint32_t element;
+	memcpy(&element, src + t * tile_bytes + ((size_t)(n / 4) * rows_padded + m) * 16 + (n % 4) * 4, 4);
+	return element;
+}
+
+/* The sum in tile order, as K tiles add up: int32 with two's complement wrap, or fp32 from the first. */
+static uint32_t expected_sum(int fp32, const uint8_t *src, size_t tile_bytes, unsigned tiles, unsigned m, unsigned n,
+			     unsigned rows_padded)
+{
+	uint32_t sum = partial_element(src, tile_bytes, 0, m, n, rows_padded);
+	for (unsigned t = 1; t < tiles; t++) {
+		uint32_t element = partial_element(src, tile_bytes, t, m, n, rows_padded);
+		if (fp32) {
+			float a, b;
+			memcpy(&a, &sum, 4), memcpy(&b, &element, 4);
+			a += b;
+			memcpy(&sum, &a, 4);
+		} else {
+			sum += element;
+		}
+	}
+	return sum;
+}
+
 static void check_output(int fp32)
 {
 	for (int round = 0; round < 60; round++) {
-		unsigned rows = 1 + test_random_below(200), cols = 1 + test_random_below(300);
+		unsigned rows = 1 + test_random_below(200), cols = 1 + test_random_below(300), tiles = 1 + round % 4;
 		unsigned rows_padded = (rows + 3) / 4 * 4;
-		size_t ldd = cols + test_random_below(7), bytes = (size_t)(cols + 3) / 4 * rows_padded * 16;
-		uint8_t *src = malloc(bytes);
-		for (size_t i = 0; i < bytes; i += 4) {
-			if (fp32) {
-				float value = (float)(int)(test_random_below(20001) - 10000) / 8.0f;
-				memcpy(src + i, &value, 4);
-			} else {
-				uint32_t value = (uint32_t)(test_random() >> 32);
-				memcpy(src + i, &value, 4);
-			}
-		}
+		size_t ldd = cols + test_random_below(7), tile_bytes;
+		uint8_t *src = random_partials(fp32, tiles, cols, rows_padded, &tile_bytes);
+		struct npu_partials partials = {src, tiles, tile_bytes, rows, cols, rows_padded};
 		for (unsigned v = 0; v < variant_count; v++) {
 			uint32_t *dst = malloc((size_t)rows * ldd * 4);
 			for (size_t i = 0; i < (size_t)rows * ldd; i++)
-				dst[i] = fp32 ? 0x3f800000u : 7; /* 1.0f / 7: checks accumulate adds to what is there */
-			int accumulate = round % 2;
+				dst[i] = 7; /* checks nothing past cols is written */
 			if (fp32)
-				variants[v]->rows_from_output_f32((float *)(void *)dst, src, rows, cols, ldd, rows_padded, accumulate);
+				variants[v]->rows_from_output_f32((float *)(void *)dst, ldd, &partials);
 			else
-				variants[v]->rows_from_output_i32((int32_t *)(void *)dst, src, rows, cols, ldd, rows_padded,
-								  accumulate);
+				variants[v]->rows_from_output_i32((int32_t *)(void *)dst, ldd, &partials);
 			for (unsigned m = 0; m < rows; m++)
 				for (unsigned n = 0; n < ldd; n++) {
-					uint32_t got = dst[(size_t)m * ldd + n], element, expected;
-					if (n >= cols) {
-						CHECK(got == (fp32 ? 0x3f800000u : 7u), "column %u past the end was written", n);
-						continue;
-					}
-					memcpy(&element, src + ((size_t)(n / 4) * rows_padded + m) * 16 + (n % 4) * 4, 4);
-					if (fp32) {
-						float e, one = 1.0f;
-						memcpy(&e, &element, 4);
-						e = accumulate ? one + e : e;
-						memcpy(&expected, &e, 4);
-					} else {
-						expected = accumulate ? element + 7u : element;
-					}
-					CHECK(got == expected, "%s output (%u,%u) = 0x%08x, expected 0x%08x", variants[v]->name, m, n,
-					      got, expected);
+					uint32_t got = dst[(size_t)m * ldd + n];
+					uint32_t expected = n < cols ? expected_sum(fp32, src, tile_bytes, tiles, m, n, rows_padded) : 7u;
+					CHECK(got == expected, "%s output (%u,%u) of %u partials = 0x%08x, expected 0x%08x",
+					      variants[v]->name, m, n, tiles, got, expected);
 				}
 			free(dst);
 		}
@@ -159,34 +182,31 @@ static void check_output(int fp32)
 static void check_scaled_output(void)
 {
 	for (int round = 0; round < 40; round++) {
-		unsigned rows = 1 + test_random_below(100), cols = 1 + test_random_below(200);
+		unsigned rows = 1 + test_random_below(100), cols = 1 + test_random_below(200), tiles = 1 + round % 4;
 		unsigned rows_padded = (rows + 3) / 4 * 4;
-		size_t bytes = (size_t)(cols + 3) / 4 * rows_padded * 16;
-		uint8_t *src = malloc(bytes);
-		float *row_scales = malloc(rows * sizeof(float)), *column_scales = malloc(cols * sizeof(float));
-		for (size_t i = 0; i < bytes; i += 4) {
-			int32_t value = (int32_t)(test_random() >> 40) - (1 << 23);
-			memcpy(src + i, &value, 4);
-		}
-		for (unsigned m = 0; m < rows; m++)
-			row_scales[m] = (float)(1 + test_random_below(1000)) / 3000.0f;
-		for (unsigned n = 0; n < cols; n++)
-			column_scales[n] = (float)(1 + test_random_below(1000)) / 7000.0f;
+		size_t tile_bytes;
+		uint8_t *src = random_partials(0, tiles, cols, rows_padded, &tile_bytes);
+		float *row_scales = malloc(tiles * rows * sizeof(float)), *column_scales = malloc(tiles * cols * sizeof(float));
+		for (unsigned i = 0; i < tiles * rows; i++)
+			row_scales[i] = (float)(1 + test_random_below(1000)) / 3000.0f;
+		for (unsigned i = 0; i < tiles * cols; i++)
+			column_scales[i] = (float)(1 + test_random_below(1000)) / 7000.0f;
+		struct npu_partials partials = {src, tiles, tile_bytes, rows, cols, rows_padded};
+		struct npu_partial_scales scales = {row_scales, rows, column_scales, cols};
 		for (unsigned v = 0; v < variant_count; v++) {
 			float *dst = malloc((size_t)rows * cols * sizeof(float));
-			for (size_t i = 0; i < (size_t)rows * cols; i++)
-				dst[i] = 0.5f;
-			int accumulate = round % 2;
-			variants[v]->rows_from_output_i32_scaled(dst, src, rows, cols, cols, rows_padded, row_scales, column_scales,
-								 accumulate);
+			variants[v]->rows_from_output_i32_scaled(dst, cols, &partials, &scales);
 			for (unsigned m = 0; m < rows; m++)
 				for (unsigned n = 0; n < cols; n++) {
-					int32_t acc;
-					memcpy(&acc, src + ((size_t)(n / 4) * rows_padded + m) * 16 + (n % 4) * 4, 4);
-					float expected = (float)acc * row_scales[m] * column_scales[n];
-					expected = accumulate ? 0.5f + expected : expected;
-					CHECK(memcmp(&dst[(size_t)m * cols + n], &expected, 4) == 0, "%s scaled output (%u,%u) = %a, expected %a",
-					      variants[v]->name, m, n, (double)dst[(size_t)m * cols + n], (double)expected);
+					float expected = 0.0f;
+					for (unsigned t = 0; t < tiles; t++) {
+						int32_t acc = (int32_t)partial_element(src, tile_bytes, t, m, n, rows_padded);
+						float value = (float)acc * row_scales[t * rows + m] * column_scales[t * cols + n];
+						expected = t ? expected + value : value;
+					}
+					CHECK(memcmp(&dst[(size_t)m * cols + n], &expected, 4) == 0,
+					      "%s scaled output (%u,%u) of %u partials = %a, expected %a", variants[v]->name, m, n,
+					      tiles, (double)dst[(size_t)m * cols + n], (double)expected);
 				}
 			free(dst);
 		}

@@ -113,7 +113,8 @@ int main(void)
 	CHECK_OK(submit(&f, f.words, NPU_TASK_WORDS, 1));
 	int32_t expected[M * N], got[M * N];
 	reference_gemm_i8(expected, f.a, f.b, M, N, K);
-	npu_layout_ops()->rows_from_output_i32(got, f.output.map, M, N, N, M, 0);
+	struct npu_partials partials = {f.output.map, 1, 0, M, N, M};
+	npu_layout_ops()->rows_from_output_i32(got, N, &partials);
 	CHECK(memcmp(expected, got, sizeof got) == 0, "hand-built task computed a wrong result");
 
 	uint64_t w[NPU_TASK_WORDS];

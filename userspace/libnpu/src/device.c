@@ -53,7 +53,16 @@ int npu_open(struct npu_dev **out, const struct npu_open_options *options)
 		free(dev);
 		return status;
 	}
+	dev->threads = 1;
 	*out = dev;
+	return NPU_OK;
+}
+
+int npu_set_threads(struct npu_dev *dev, unsigned threads)
+{
+	if (!dev || threads == 0)
+		return npu_fail(NPU_ERR_INVALID, "npu_set_threads: %s", dev ? "0 threads" : "NULL device");
+	dev->threads = threads > NPU_MAX_THREADS ? NPU_MAX_THREADS : threads;
 	return NPU_OK;
 }
 
@@ -77,6 +86,7 @@ void npu_close(struct npu_dev *dev)
 	if (!dev)
 		return;
 	destroy_scratch(dev);
+	free(dev->feature);
 	dev->ops->close(dev);
 	free(dev);
 }

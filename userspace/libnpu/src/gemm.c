@@ -423,16 +423,17 @@ static void gather_lane(const struct npu_weight *w, const struct npu_row_plan *r
 		if (n0 >= p->n)
 			continue;
 		unsigned columns = p->n - n0 < nt ? p->n - n0 : nt;
-		for (unsigned i = 0; i < p->k_tiles; i++) {
-			const uint8_t *src = output + i * job->partial_bytes + (size_t)(w->tile_channel[j] / 4) * rows->mp * 16;
-			if (target->row_scales)
-				ops->rows_from_output_i32_scaled((float *)target->c + n0, src, rows->m, columns, p->n, rows->mp,
-								 target->row_scales + (size_t)i * rows->m,
-								 target->column_scales + (size_t)i * p->n + n0, i > 0);
-			else if (p->precision == NPU_INT8)
-				ops->rows_from_output_i32((int32_t *)target->c + n0, src, rows->m, columns, p->n, rows->mp, i > 0);
-			else
-				ops->rows_from_output_f32((float *)target->c + n0, src, rows->m, columns, p->n, rows->mp, i > 0);
+		struct npu_partials partials = {
+			.src = output + (size_t)(w->tile_channel[j] / 4) * rows->mp * 16, .tiles = p->k_tiles,
+			.tile_bytes = job->partial_bytes, .rows = rows->m, .cols = columns, .rows_padded = rows->mp,
+		};
+		if (target->row_scales) {
+			struct npu_partial_scales scales = {target->row_scales, rows->m, target->column_scales + n0, p->n};
+			ops->rows_from_output_i32_scaled((float *)target->c + n0, p->n, &partials, &scales);
+		} else if (p->precision == NPU_INT8) {
+			ops->rows_from_output_i32((int32_t *)target->c + n0, p->n, &partials);
+		} else {
+			ops->rows_from_output_f32((float *)target->c + n0, p->n, &partials);
 		}
 	}
 }
@@ -467,23 +468,29 @@ static void *finish_lane(void *argument)
 	return NULL;
 }
 
-static int run_gemm(struct npu_dev *dev, const struct npu_weight *w, unsigned m, const void *a_mk,
+/* The feature map buffer, kept in the device between calls: a fresh allocation of megabytes pays its page
+ * faults again on every call. */
+static uint8_t *feature_buffer(struct npu_dev *dev, size_t bytes)
+{
+	if (dev->feature_bytes < bytes) {
+		free(dev->feature);
+		dev->feature = malloc(bytes);
+		dev->feature_bytes = dev->feature ? bytes : 0;
+	}
+	if (!dev->feature)
+		npu_fail(NPU_ERR_NOMEM, "out of memory for a %zu-byte feature map", bytes);
+	return dev->feature;
+}
+
+/* Submits the jobs of C = A x B on every lane holding tiles, A being the feature map in dev->feature, and
+ * gathers C into the target. */
+static int run_gemm(struct npu_dev *dev, const struct npu_weight *w, const struct npu_row_plan *row_plan,
 		    const struct gather_target *target, struct npu_gemm_stats *stats, int64_t start)
 {
-	const struct npu_weight_plan *p = &w->plan;
-	struct npu_row_plan rows;
-	int status = npu_plan_rows(p, m, &rows);
-	if (status)
-		return status;
-	size_t feature_bytes = npu_feature_bytes(p, &rows);
-	uint8_t *feature = malloc(feature_bytes);
-	if (!feature)
-		return npu_fail(NPU_ERR_NOMEM, "out of memory for a %zu-byte feature map", feature_bytes);
-	if (p->precision == NPU_INT8)
-		npu_layout_ops()->feature_from_rows_i8(feature, a_mk, m, p->k, p->k, rows.mp, p->kp);
-	else
-		npu_layout_ops()->feature_from_rows_f16(feature, a_mk, m, p->k, p->k, rows.mp, p->kp);
-
+	const struct npu_row_plan rows = *row_plan;
+	const uint8_t *feature = dev->feature;
+	size_t feature_bytes = npu_feature_bytes(&w->plan, &rows);
+	int status = NPU_OK;
 	struct lane_job jobs[NPU_MAX_LANES] = {0};
 	int lane_status[NPU_MAX_LANES] = {0};
 	unsigned tasks = 0, job_count = 0;
@@ -496,7 +503,6 @@ static int run_gemm(struct npu_dev *dev, const struct npu_weight *w, unsigned m,
 		tasks += jobs[lane].tasks;
 		job_count++;
 	}
-	free(feature);
 	int first_error = status;
 	char message[512] = "";
 	if (first_error)
@@ -551,8 +557,21 @@ int npu_gemm(struct npu_dev *dev, const struct npu_weight *w, unsigned m, const 
 	if (check_elements(a_mk, info->in_bytes, info->name, "activations a_mk") ||
 	    check_elements(c_mn, info->out_bytes, info->out_type, "results c_mn"))
 		return NPU_ERR_INVALID;
+	int64_t start = npu_monotonic_ns();
+	const struct npu_weight_plan *p = &w->plan;
+	struct npu_row_plan rows;
+	int status = npu_plan_rows(p, m, &rows);
+	if (status)
+		return status;
+	uint8_t *feature = feature_buffer(dev, npu_feature_bytes(p, &rows));
+	if (!feature)
+		return NPU_ERR_NOMEM;
+	if (p->precision == NPU_INT8)
+		npu_layout_ops()->feature_from_rows_i8(feature, a_mk, m, p->k, p->k, rows.mp, p->kp);
+	else
+		npu_layout_ops()->feature_from_rows_f16(feature, a_mk, m, p->k, p->k, rows.mp, p->kp);
 	struct gather_target target = {c_mn, NULL, NULL};
-	return run_gemm(dev, w, m, a_mk, &target, stats, npu_monotonic_ns());
+	return run_gemm(dev, w, &rows, &target, stats, start);
 }
 
 int npu_gemm_f32(struct npu_dev *dev, const struct npu_weight *w, unsigned m, const float *a_mk, float *c_mn,
@@ -568,45 +587,48 @@ int npu_gemm_f32(struct npu_dev *dev, const struct npu_weight *w, unsigned m, co
 		return npu_fail(NPU_ERR_INVALID, "empty activation matrix: M=0");
 	int64_t start = npu_monotonic_ns();
 	const struct npu_weight_plan *p = &w->plan;
-	size_t count = (size_t)m * p->k;
-	const struct npu_layout_ops *ops = npu_layout_ops();
-	int status;
-	if (p->precision == NPU_FP16) {
-		uint16_t *a16 = malloc(count * sizeof *a16);
-		if (!a16)
-			return npu_fail(NPU_ERR_NOMEM, "out of memory");
-		ops->f32_to_fp16(a16, a_mk, count);
-		struct gather_target target = {c_mn, NULL, NULL};
-		status = run_gemm(dev, w, m, a16, &target, stats, start);
-		free(a16);
+	struct npu_row_plan rows;
+	int status = npu_plan_rows(p, m, &rows);
+	if (status)
 		return status;
+	struct npu_f32_feature feature = {
+		.precision = p->precision, .a = a_mk, .rows = m, .cols = p->k, .rows_padded = rows.mp,
+		.cols_padded = p->kp, .group = p->k_grouped ? p->kt : p->k, /* one group covers K unless grouped */
+		.dst = feature_buffer(dev, npu_feature_bytes(p, &rows)),
+	};
+	if (!feature.dst)
+		return NPU_ERR_NOMEM;
+	if (p->precision == NPU_FP16) {
+		struct gather_target target = {c_mn, NULL, NULL};
+		if ((status = npu_feature_from_f32(&feature, dev->threads)))
+			return status;
+		return run_gemm(dev, w, &rows, &target, stats, start);
 	}
 	unsigned groups = npu_weight_k_groups(w);
-	int8_t *q = malloc(count);
 	float *row_scales = malloc((size_t)m * groups * sizeof *row_scales);
 	float *ones = w->column_scales ? NULL : malloc((size_t)p->n * groups * sizeof *ones);
 	/* several K tiles of one group: sum the exact int32 partials first, then dequantize once */
 	int32_t *sums = p->k_tiles > 1 && !p->k_grouped ? malloc((size_t)m * p->n * sizeof *sums) : NULL;
-	if (!q || !row_scales || (!w->column_scales && !ones) || (p->k_tiles > 1 && !p->k_grouped && !sums)) {
-		free(q), free(row_scales), free(ones), free(sums);
+	if (!row_scales || (!w->column_scales && !ones) || (p->k_tiles > 1 && !p->k_grouped && !sums)) {
+		free(row_scales), free(ones), free(sums);
 		return npu_fail(NPU_ERR_NOMEM, "out of memory");
 	}
 	for (size_t j = 0; ones && j < (size_t)p->n * groups; j++)
 		ones[j] = 1.0f;
 	const float *column_scales = w->column_scales ? w->column_scales : ones;
-	/* row scales per group ([groups][M]), as the gather reads them; one group covers K unless grouped */
-	npu_quantize_groups_i8(q, row_scales, 1, m, a_mk, m, p->k, p->k_grouped ? p->kt : p->k);
-	if (sums) {
+	feature.scales = row_scales; /* [groups][M], as the gather reads them */
+	status = npu_feature_from_f32(&feature, dev->threads);
+	if (!status && sums) {
 		struct gather_target target = {sums, NULL, NULL};
-		status = run_gemm(dev, w, m, q, &target, stats, start);
+		status = run_gemm(dev, w, &rows, &target, stats, start);
 		for (size_t i = 0; !status && i < (size_t)m * p->n; i++)
 			c_mn[i] = (float)sums[i] * row_scales[i / p->n] * column_scales[i % p->n];
-	} else {
+	} else if (!status) {
 		struct gather_target target = {c_mn, row_scales, column_scales};
-		status = run_gemm(dev, w, m, q, &target, stats, start);
+		status = run_gemm(dev, w, &rows, &target, stats, start);
 	}
 	if (!status && stats)
 		stats->seconds = (double)(npu_monotonic_ns() - start) / 1e9;
-	free(q), free(row_scales), free(ones), free(sums);
+	free(row_scales), free(ones), free(sums);
 	return status;
 }

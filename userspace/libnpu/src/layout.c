@@ -124,64 +124,93 @@ void rows_from_feature_f16_c(uint16_t *dst, const uint8_t *src, unsigned rows, u
 /* Output gathers walk the source surface by surface (sequential reads, strided writes): measured
  * faster on x86 than blocking rows, whose reads jump a whole surface per 16 bytes. */
 
-void rows_from_output_i32_c(int32_t *dst, const uint8_t *src, unsigned rows, unsigned cols, size_t ldd,
-			    unsigned rows_padded, int accumulate)
+void rows_from_output_i32_c(int32_t *dst, size_t ldd, const struct npu_partials *p)
 {
-	for (unsigned c0 = 0; c0 < cols; c0 += 4) {
-		unsigned width = cols - c0 < 4 ? cols - c0 : 4;
-		const uint8_t *surface = src + (size_t)(c0 / 4) * rows_padded * 16;
-		for (unsigned m = 0; m < rows; m++) {
-			int32_t atom[4];
-			memcpy(atom, surface + (size_t)m * 16, sizeof atom);
-			int32_t *out = dst + (size_t)m * ldd + c0;
-			for (unsigned i = 0; i < width; i++)
-				/* unsigned add: two's complement wrap like the int32 the NPU would produce */
-				out[i] = accumulate ? (int32_t)((uint32_t)out[i] + (uint32_t)atom[i]) : atom[i];
-		}
-	}
-}
-
-void rows_from_output_f32_c(float *dst, const uint8_t *src, unsigned rows, unsigned cols, size_t ldd,
-			    unsigned rows_padded, int accumulate)
-{
-	for (unsigned c0 = 0; c0 < cols; c0 += 4) {
-		unsigned width = cols - c0 < 4 ? cols - c0 : 4;
-		const uint8_t *surface = src + (size_t)(c0 / 4) * rows_padded * 16;
-		for (unsigned m = 0; m < rows; m++) {
-			float atom[4];
-			memcpy(atom, surface + (size_t)m * 16, sizeof atom);
-			float *out = dst + (size_t)m * ldd + c0;
-			for (unsigned i = 0; i < width; i++)
-				out[i] = accumulate ? out[i] + atom[i] : atom[i];
-		}
-	}
-}
-
-void rows_from_output_i32_scaled_c(float *dst, const uint8_t *src, unsigned rows, unsigned cols, size_t ldd,
-				   unsigned rows_padded, const float *row_scales, const float *column_scales,
-				   int accumulate)
-{
-	for (unsigned c0 = 0; c0 < cols; c0 += 4) {
-		unsigned width = cols - c0 < 4 ? cols - c0 : 4;
-		const uint8_t *surface = src + (size_t)(c0 / 4) * rows_padded * 16;
-		for (unsigned m = 0; m < rows; m++) {
-			int32_t atom[4];
-			memcpy(atom, surface + (size_t)m * 16, sizeof atom);
-			float *out = dst + (size_t)m * ldd + c0;
-			for (unsigned i = 0; i < width; i++) {
-				float value = (float)atom[i] * row_scales[m] * column_scales[c0 + i];
-				out[i] = accumulate ? out[i] + value : value;
+	for (unsigned c0 = 0; c0 < p->cols; c0 += 4) {
+		unsigned width = p->cols - c0 < 4 ? p->cols - c0 : 4;
+		const uint8_t *surface = p->src + (size_t)(c0 / 4) * p->rows_padded * 16;
+		for (unsigned m = 0; m < p->rows; m++) {
+			/* unsigned adds: two's complement wrap like the int32 the NPU would produce */
+			uint32_t sum[4] = {0, 0, 0, 0};
+			for (unsigned t = 0; t < p->tiles; t++) {
+				uint32_t atom[4];
+				memcpy(atom, surface + t * p->tile_bytes + (size_t)m * 16, sizeof atom);
+				for (unsigned i = 0; i < 4; i++)
+					sum[i] += atom[i];
 			}
+			for (unsigned i = 0; i < width; i++)
+				dst[(size_t)m * ldd + c0 + i] = (int32_t)sum[i];
 		}
 	}
 }
 
-/* The row's largest magnitude (NaN if it holds one) and 127 / it for quantizing. */
+/* Float sums start from the first partial, not from 0.0f (0.0f + -0.0f would lose the sign). */
+void rows_from_output_f32_c(float *dst, size_t ldd, const struct npu_partials *p)
+{
+	for (unsigned c0 = 0; c0 < p->cols; c0 += 4) {
+		unsigned width = p->cols - c0 < 4 ? p->cols - c0 : 4;
+		const uint8_t *surface = p->src + (size_t)(c0 / 4) * p->rows_padded * 16;
+		for (unsigned m = 0; m < p->rows; m++) {
+			float sum[4];
+			memcpy(sum, surface + (size_t)m * 16, sizeof sum);
+			for (unsigned t = 1; t < p->tiles; t++) {
+				float atom[4];
+				memcpy(atom, surface + t * p->tile_bytes + (size_t)m * 16, sizeof atom);
+				for (unsigned i = 0; i < 4; i++)
+					sum[i] += atom[i];
+			}
+			memcpy(dst + (size_t)m * ldd + c0, sum, width * sizeof(float));
+		}
+	}
+}
+
+/* One partial's dequantized atom: four lanes whatever the width (missing columns scale by 0), so the
+ * compiler keeps it in one vector. */
+static void scaled_atom(float value[4], const uint8_t *at, float row, const float *columns, unsigned width)
+{
+	int32_t atom[4];
+	float column[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+	memcpy(atom, at, sizeof atom);
+	memcpy(column, columns, width * sizeof(float));
+	for (unsigned i = 0; i < 4; i++)
+		value[i] = (float)atom[i] * row * column[i];
+}
+
+void rows_from_output_i32_scaled_c(float *dst, size_t ldd, const struct npu_partials *p,
+				   const struct npu_partial_scales *scales)
+{
+	for (unsigned c0 = 0; c0 < p->cols; c0 += 4) {
+		unsigned width = p->cols - c0 < 4 ? p->cols - c0 : 4;
+		const uint8_t *surface = p->src + (size_t)(c0 / 4) * p->rows_padded * 16;
+		for (unsigned m = 0; m < p->rows; m++) {
+			float sum[4], value[4];
+			scaled_atom(sum, surface + (size_t)m * 16, scales->rows[m], scales->columns + c0, width);
+			for (unsigned t = 1; t < p->tiles; t++) {
+				scaled_atom(value, surface + t * p->tile_bytes + (size_t)m * 16,
+					    scales->rows[t * scales->row_stride + m],
+					    scales->columns + t * scales->column_stride + c0, width);
+				for (unsigned i = 0; i < 4; i++)
+					sum[i] += value[i];
+			}
+			memcpy(dst + (size_t)m * ldd + c0, sum, width * sizeof(float));
+		}
+	}
+}
+
+/* The row's largest magnitude (NaN if it holds one) and 127 / it for quantizing. The magnitudes compared as
+ * integers, which order like the floats they are and put every NaN above infinity: a loop the compiler
+ * vectorizes, where max_magnitude's NaN test keeps it scalar. */
 static float row_absmax(const float *row, unsigned cols, float *inverse)
 {
-	float absmax = 0.0f;
-	for (unsigned c = 0; c < cols; c++)
-		absmax = max_magnitude(absmax, row[c]);
+	uint32_t largest = 0;
+	for (unsigned c = 0; c < cols; c++) {
+		uint32_t bits;
+		memcpy(&bits, &row[c], sizeof bits);
+		bits &= 0x7fffffffu;
+		largest = bits > largest ? bits : largest;
+	}
+	float absmax;
+	memcpy(&absmax, &largest, sizeof absmax);
 	*inverse = absmax > 0.0f ? 127.0f / absmax : 0.0f;
 	return absmax;
 }
@@ -199,10 +228,34 @@ static void quantize_rows_i8_c(int8_t *q, float *scales, const float *x, unsigne
 	}
 }
 
+/* npu_fp16_from_f32 without branches (every case computed, the right one kept by masks), so the compiler
+ * vectorizes the loop: normal halves round by integer addition (half-way to even through the kept bit),
+ * subnormals by a float addition that aligns the mantissa in the default rounding mode, to nearest even
+ * too. The same result for each of the 2^32 inputs (measured; test_layout checks a sweep). */
+static uint16_t fp16_from_f32_branchless(float value)
+{
+	const uint32_t magic = 126u << 23; /* 0.5f: its ulp, 2^-24, is a half's smallest subnormal */
+	uint32_t x, subnormal;
+	float aligned, half_f;
+	memcpy(&x, &value, sizeof x);
+	memcpy(&half_f, &magic, sizeof half_f);
+	uint32_t magnitude = x & 0x7fffffffu;
+	uint32_t normal = (magnitude + 0xc8000fffu + ((magnitude >> 13) & 1u)) >> 13; /* exponent - 112 */
+	memcpy(&aligned, &magnitude, sizeof aligned);
+	aligned += half_f;
+	memcpy(&subnormal, &aligned, sizeof subnormal);
+	subnormal -= magic;
+	uint32_t nan = -(uint32_t)(magnitude > 0x7f800000u), large = -(uint32_t)(magnitude >= 0x47800000u);
+	uint32_t small = -(uint32_t)(magnitude < 0x38800000u);
+	uint32_t special = 0x7c00u | (nan & (0x200u | ((magnitude >> 13) & 0x3ffu)));
+	uint32_t half = (large & special) | (~large & ((small & subnormal) | (~small & normal)));
+	return (uint16_t)(((x >> 16) & 0x8000u) | half);
+}
+
 static void f32_to_fp16_c(uint16_t *dst, const float *src, size_t count)
 {
 	for (size_t i = 0; i < count; i++)
-		dst[i] = npu_fp16_from_f32(src[i]);
+		dst[i] = fp16_from_f32_branchless(src[i]);
 }
 
 static const struct npu_layout_ops portable_ops = {

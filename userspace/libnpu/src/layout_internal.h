@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "npu/layout.h"
+
 void feature_from_rows_i8_c(uint8_t *dst, const int8_t *src, unsigned rows, unsigned cols, size_t lda,
 			    unsigned rows_padded, unsigned cols_padded);
 void feature_from_rows_f16_c(uint8_t *dst, const uint16_t *src, unsigned rows, unsigned cols, size_t lda,
@@ -18,13 +20,19 @@ void rows_from_feature_i8_c(int8_t *dst, const uint8_t *src, unsigned rows, unsi
 			    unsigned rows_padded);
 void rows_from_feature_f16_c(uint16_t *dst, const uint8_t *src, unsigned rows, unsigned cols, size_t ldd,
 			     unsigned rows_padded);
-void rows_from_output_i32_c(int32_t *dst, const uint8_t *src, unsigned rows, unsigned cols, size_t ldd,
-			    unsigned rows_padded, int accumulate);
-void rows_from_output_f32_c(float *dst, const uint8_t *src, unsigned rows, unsigned cols, size_t ldd,
-			    unsigned rows_padded, int accumulate);
-void rows_from_output_i32_scaled_c(float *dst, const uint8_t *src, unsigned rows, unsigned cols, size_t ldd,
-				   unsigned rows_padded, const float *row_scales, const float *column_scales,
-				   int accumulate);
+void rows_from_output_i32_c(int32_t *dst, size_t ldd, const struct npu_partials *p);
+void rows_from_output_f32_c(float *dst, size_t ldd, const struct npu_partials *p);
+void rows_from_output_i32_scaled_c(float *dst, size_t ldd, const struct npu_partials *p,
+				   const struct npu_partial_scales *scales);
+
+/* The partials past the first `done` channels (what NEON leaves to the portable code). */
+static inline struct npu_partials npu_partials_from(const struct npu_partials *p, unsigned done)
+{
+	struct npu_partials rest = *p;
+	rest.src += (size_t)(done / 4) * p->rows_padded * 16;
+	rest.cols -= done;
+	return rest;
+}
 
 /* absmax with NaN sticky, as NEON's FMAX keeps it */
 static inline float max_magnitude(float absmax, float x)

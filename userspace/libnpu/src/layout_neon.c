@@ -87,60 +87,70 @@ static void rows_from_feature_f16_neon(uint16_t *dst, const uint8_t *src, unsign
 					cols - full_groups * 8, ldd, rows_padded);
 }
 
-static void rows_from_output_i32_neon(int32_t *dst, const uint8_t *src, unsigned rows, unsigned cols, size_t ldd,
-				      unsigned rows_padded, int accumulate)
+static void rows_from_output_i32_neon(int32_t *dst, size_t ldd, const struct npu_partials *p)
 {
-	unsigned full_groups = cols / 4;
+	unsigned full_groups = p->cols / 4;
 	for (unsigned g = 0; g < full_groups; g++) {
-		const uint8_t *surface = src + (size_t)g * rows_padded * 16;
-		for (unsigned m = 0; m < rows; m++) {
-			int32x4_t atom = vld1q_s32((const int32_t *)(const void *)(surface + (size_t)m * 16));
-			int32_t *out = dst + (size_t)m * ldd + g * 4;
-			vst1q_s32(out, accumulate ? vaddq_s32(vld1q_s32(out), atom) : atom);
+		const uint8_t *surface = p->src + (size_t)g * p->rows_padded * 16;
+		for (unsigned m = 0; m < p->rows; m++) {
+			int32x4_t sum = vdupq_n_s32(0);
+			for (unsigned t = 0; t < p->tiles; t++)
+				sum = vaddq_s32(sum, vld1q_s32((const int32_t *)(const void *)(surface + t * p->tile_bytes +
+												(size_t)m * 16)));
+			vst1q_s32(dst + (size_t)m * ldd + g * 4, sum);
 		}
 	}
-	if (full_groups * 4 < cols)
-		rows_from_output_i32_c(dst + full_groups * 4, src + (size_t)full_groups * rows_padded * 16, rows,
-				       cols - full_groups * 4, ldd, rows_padded, accumulate);
+	if (full_groups * 4 < p->cols) {
+		struct npu_partials rest = npu_partials_from(p, full_groups * 4);
+		rows_from_output_i32_c(dst + full_groups * 4, ldd, &rest);
+	}
 }
 
-static void rows_from_output_f32_neon(float *dst, const uint8_t *src, unsigned rows, unsigned cols, size_t ldd,
-				      unsigned rows_padded, int accumulate)
+static void rows_from_output_f32_neon(float *dst, size_t ldd, const struct npu_partials *p)
 {
-	unsigned full_groups = cols / 4;
+	unsigned full_groups = p->cols / 4;
 	for (unsigned g = 0; g < full_groups; g++) {
-		const uint8_t *surface = src + (size_t)g * rows_padded * 16;
-		for (unsigned m = 0; m < rows; m++) {
-			float32x4_t atom = vld1q_f32((const float *)(const void *)(surface + (size_t)m * 16));
-			float *out = dst + (size_t)m * ldd + g * 4;
-			vst1q_f32(out, accumulate ? vaddq_f32(vld1q_f32(out), atom) : atom);
+		const uint8_t *surface = p->src + (size_t)g * p->rows_padded * 16;
+		for (unsigned m = 0; m < p->rows; m++) {
+			float32x4_t sum = vld1q_f32((const float *)(const void *)(surface + (size_t)m * 16));
+			for (unsigned t = 1; t < p->tiles; t++)
+				sum = vaddq_f32(sum, vld1q_f32((const float *)(const void *)(surface + t * p->tile_bytes +
+											      (size_t)m * 16)));
+			vst1q_f32(dst + (size_t)m * ldd + g * 4, sum);
 		}
 	}
-	if (full_groups * 4 < cols)
-		rows_from_output_f32_c(dst + full_groups * 4, src + (size_t)full_groups * rows_padded * 16, rows,
-				       cols - full_groups * 4, ldd, rows_padded, accumulate);
+	if (full_groups * 4 < p->cols) {
+		struct npu_partials rest = npu_partials_from(p, full_groups * 4);
+		rows_from_output_f32_c(dst + full_groups * 4, ldd, &rest);
+	}
 }
 
-static void rows_from_output_i32_scaled_neon(float *dst, const uint8_t *src, unsigned rows, unsigned cols,
-					     size_t ldd, unsigned rows_padded, const float *row_scales,
-					     const float *column_scales, int accumulate)
+static void rows_from_output_i32_scaled_neon(float *dst, size_t ldd, const struct npu_partials *p,
+					     const struct npu_partial_scales *scales)
 {
-	unsigned full_groups = cols / 4;
+	unsigned full_groups = p->cols / 4;
 	for (unsigned g = 0; g < full_groups; g++) {
-		const uint8_t *surface = src + (size_t)g * rows_padded * 16;
-		float32x4_t column = vld1q_f32(column_scales + g * 4);
-		for (unsigned m = 0; m < rows; m++) {
-			int32x4_t atom = vld1q_s32((const int32_t *)(const void *)(surface + (size_t)m * 16));
-			/* same order as the C version: (acc * row) * column */
-			float32x4_t value = vmulq_f32(vmulq_n_f32(vcvtq_f32_s32(atom), row_scales[m]), column);
-			float *out = dst + (size_t)m * ldd + g * 4;
-			vst1q_f32(out, accumulate ? vaddq_f32(vld1q_f32(out), value) : value);
+		const uint8_t *surface = p->src + (size_t)g * p->rows_padded * 16;
+		for (unsigned m = 0; m < p->rows; m++) {
+			float32x4_t sum = vdupq_n_f32(0.0f);
+			for (unsigned t = 0; t < p->tiles; t++) {
+				int32x4_t atom = vld1q_s32((const int32_t *)(const void *)(surface + t * p->tile_bytes +
+											    (size_t)m * 16));
+				float32x4_t column = vld1q_f32(scales->columns + t * scales->column_stride + g * 4);
+				/* same order as the C version: (acc * row) * column, the first partial stored */
+				float32x4_t value = vmulq_f32(vmulq_n_f32(vcvtq_f32_s32(atom),
+									  scales->rows[t * scales->row_stride + m]), column);
+				sum = t ? vaddq_f32(sum, value) : value;
+			}
+			vst1q_f32(dst + (size_t)m * ldd + g * 4, sum);
 		}
 	}
-	if (full_groups * 4 < cols)
-		rows_from_output_i32_scaled_c(dst + full_groups * 4, src + (size_t)full_groups * rows_padded * 16, rows,
-					      cols - full_groups * 4, ldd, rows_padded, row_scales,
-					      column_scales + full_groups * 4, accumulate);
+	if (full_groups * 4 < p->cols) {
+		struct npu_partials rest = npu_partials_from(p, full_groups * 4);
+		struct npu_partial_scales rest_scales = *scales;
+		rest_scales.columns += full_groups * 4;
+		rows_from_output_i32_scaled_c(dst + full_groups * 4, ldd, &rest, &rest_scales);
+	}
 }
 
 static void quantize_rows_i8_neon(int8_t *q, float *scales, const float *x, unsigned rows, unsigned cols)

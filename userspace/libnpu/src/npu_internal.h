@@ -45,6 +45,22 @@ struct npu_lane_scratch {
 	uint32_t sequence;          /* job counter: the canary value of the next job */
 };
 
+/* An f32 activation matrix [rows][cols] and the feature map it becomes (npu_layout.h's NC1HWC2):
+ * fp16, or int8 quantized in K groups of `group` channels with scales [groups][rows]. */
+struct npu_f32_feature {
+	enum npu_precision precision;
+	const float *a;
+	unsigned rows, cols, rows_padded, cols_padded;
+	unsigned group;
+	float *scales;
+	uint8_t *dst;
+};
+
+#define NPU_MAX_THREADS 16u
+
+/* Converts f->a into f->dst with up to `threads` threads. */
+int npu_feature_from_f32(const struct npu_f32_feature *f, unsigned threads);
+
 /* What every back end shares; its own state (fds, the model's address spaces) stays behind `backend`,
  * which only its ops read. */
 struct npu_dev {
@@ -52,6 +68,9 @@ struct npu_dev {
 	void *backend;
 	struct npu_dev_info info;
 	struct npu_lane_scratch scratch[NPU_MAX_LANES];
+	unsigned threads;           /* CPU threads for the conversions of npu_gemm_f32 (npu_set_threads) */
+	uint8_t *feature;           /* the last call's feature map, kept so a call of the same size reuses it */
+	size_t feature_bytes;
 };
 
 int npu_rocket_open(struct npu_dev *dev, const struct npu_open_options *options);

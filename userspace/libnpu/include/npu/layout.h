@@ -16,6 +16,23 @@
 
 #include "npu/export.h"
 
+/* K-tile partial sums of one output: `tiles` NC1HWC2 tensors of 4-byte elements (C2 = 4) with rows_padded
+ * rows, tile_bytes apart from src on. */
+struct npu_partials {
+	const uint8_t *src;
+	unsigned tiles;
+	size_t tile_bytes;
+	unsigned rows, cols, rows_padded;
+};
+
+/* Partial t is dequantized with rows[t * row_stride + m] and columns[t * column_stride + c]. */
+struct npu_partial_scales {
+	const float *rows;
+	size_t row_stride;
+	const float *columns;
+	size_t column_stride;
+};
+
 struct npu_layout_ops {
 	const char *name;
 	/* rows x cols int8 (src stride lda elements) -> feature map of rows_padded x cols_padded */
@@ -27,18 +44,15 @@ struct npu_layout_ops {
 				     unsigned rows_padded);
 	void (*rows_from_feature_f16)(uint16_t *dst, const uint8_t *src, unsigned rows, unsigned cols, size_t ldd,
 				      unsigned rows_padded);
-	/* output channels [0, cols) of an NC1HWC2 int32/fp32 tensor with rows_padded rows, written to
-	 * dst[m * ldd + col0 + c]; accumulate != 0 adds instead of storing (K-tile partial sums) */
-	void (*rows_from_output_i32)(int32_t *dst, const uint8_t *src, unsigned rows, unsigned cols, size_t ldd,
-				     unsigned rows_padded, int accumulate);
-	void (*rows_from_output_f32)(float *dst, const uint8_t *src, unsigned rows, unsigned cols, size_t ldd,
-				     unsigned rows_padded, int accumulate);
-	/* int32 NC1HWC2 -> f32 rows, (float)acc * row_scales[m] * column_scales[c]: the dequantization of
-	 * an INT8 GEMM (per-row activation scale, per-channel weight scale). accumulate adds, so a
-	 * per-group scheme calls it once per K group with that group's column scales. */
-	void (*rows_from_output_i32_scaled)(float *dst, const uint8_t *src, unsigned rows, unsigned cols, size_t ldd,
-					    unsigned rows_padded, const float *row_scales, const float *column_scales,
-					    int accumulate);
+	/* output channels [0, p->cols) of p->tiles NC1HWC2 int32/fp32 tensors (K-tile partial sums), summed in
+	 * tile order into dst[m * ldd + c]: one pass over C whatever the number of partials */
+	void (*rows_from_output_i32)(int32_t *dst, size_t ldd, const struct npu_partials *p);
+	void (*rows_from_output_f32)(float *dst, size_t ldd, const struct npu_partials *p);
+	/* int32 partials -> f32 rows, the sum over tiles t of (float)acc * row_scale * column_scale: the
+	 * dequantization of an INT8 GEMM (per-row activation scale, per-channel weight scale, one pair of
+	 * scales per K group, each group its own partial) */
+	void (*rows_from_output_i32_scaled)(float *dst, size_t ldd, const struct npu_partials *p,
+					    const struct npu_partial_scales *scales);
 	void (*quantize_rows_i8)(int8_t *q, float *scales, const float *x, unsigned rows, unsigned cols);
 	void (*f32_to_fp16)(uint16_t *dst, const float *src, size_t count);
 };

@@ -170,6 +170,9 @@ NPU_API unsigned npu_weight_k_groups(const struct npu_weight *weight);
  * (or row group) holding one gets a NaN scale, so its outputs are NaN; FP16 carries them through. */
 NPU_API int npu_gemm_f32(struct npu_dev *dev, const struct npu_weight *weight, unsigned m, const float *a_mk, float *c_mn,
 			 struct npu_gemm_stats *stats);
+/* CPU threads npu_gemm_f32 converts A with (1 after npu_open; more than 16 count as 16): the caller's own
+ * thread count, as a ggml backend is given llama.cpp's. */
+NPU_API int npu_set_threads(struct npu_dev *dev, unsigned threads);
 
 /* ---- Software model controls (NPU_BACKEND_MODEL only) ---- */
 enum npu_model_fault {
