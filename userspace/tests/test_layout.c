@@ -10,6 +10,40 @@
 static const struct npu_layout_ops *variants[2];
 static unsigned variant_count;
 
+/* Every 4099th bit pattern of the 2^32 (all exponents, both signs, NaNs and subnormals among them) and
+ * each half's round-to-nearest-even boundaries: every variant's array conversion against the scalar one
+ * (the portable array conversion is a branch-free rewrite of it). */
+static void check_fp16_sweep(void)
+{
+	enum { CHUNK = 4096 };
+	float *in = malloc(CHUNK * sizeof *in);
+	uint16_t *out = malloc(CHUNK * 2);
+	uint64_t next = test_random_below(4099);
+	for (int boundaries = 0; boundaries < 2; boundaries++) {
+		for (uint64_t done = 0, total = boundaries ? 0x10000u * 3 : (1ull << 32) / 4099; done < total;) {
+			unsigned count = total - done < CHUNK ? (unsigned)(total - done) : CHUNK;
+			for (unsigned i = 0; i < count; i++, done++) {
+				uint32_t bits = (uint32_t)next;
+				if (boundaries) { /* halfway below each half, and one ulp either side of it */
+					float value = npu_f32_from_fp16((uint16_t)(done / 3));
+					memcpy(&bits, &value, 4);
+					bits = bits - 0x1000u + (uint32_t)(done % 3) - 1u;
+				}
+				next += 4099;
+				memcpy(&in[i], &bits, 4);
+			}
+			for (unsigned v = 0; v < variant_count; v++) {
+				variants[v]->f32_to_fp16(out, in, count);
+				for (unsigned i = 0; i < count; i++)
+					CHECK(out[i] == npu_fp16_from_f32(in[i]), "%s f32_to_fp16(%a) = 0x%04x, scalar 0x%04x",
+					      variants[v]->name, (double)in[i], out[i], npu_fp16_from_f32(in[i]));
+			}
+		}
+	}
+	free(in);
+	free(out);
+}
+
 static void check_fp16_conversion(void)
 {
 	for (uint32_t h = 0; h < 0x10000u; h++) {
@@ -57,6 +91,7 @@ static void check_fp16_conversion(void)
 		free(in);
 		free(out);
 	}
+	check_fp16_sweep();
 }
 
 static void check_feature(int fp16)
