@@ -71,7 +71,7 @@ def npu_stats(result: subprocess.CompletedProcess) -> dict[str, float]:
     stats = result.npu_stats  # type: ignore[attr-defined]
     assert stats, f"no GGML_RKNPU_STATS file was written:\n{result.stderr[-3000:]}"
     return {"npu_ops": stats["npu_ops"], "npu_gmac": stats["npu_macs"] * 1e-9,
-            "weights": stats["weights_converted"]}
+            "weights": stats["weights_converted"], "threads": stats["threads"]}
 
 
 MODEL_DEVICE = "RK3588 NPU via model in-process (libnpu software NPU model)"
@@ -243,6 +243,7 @@ def test_greedy_output_agrees_with_cpu_only(runtime: Path, model: Path, load_mod
     # attention are only the output token's, below the minimum); the 23 decode graphs' matmuls never reached
     # the backend: the scheduler gave them to the CPU backend.
     assert 100 <= stats["npu_ops"] <= 127
+    assert stats["threads"] == 2  # llama.cpp's -t reached libnpu's activation conversion
     # mmap (auto): every weight converted when loaded; none: only those the NPU used, at their first use
     assert stats["weights"] == 127 if load_mode == "auto" else stats["npu_ops"] <= stats["weights"] < 127
 

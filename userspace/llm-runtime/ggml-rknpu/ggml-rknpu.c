@@ -60,6 +60,7 @@ struct rknpu_device {
 	enum npu_precision precision;
 	unsigned min_batch;
 	unsigned int8_group; /* 0: one scale per output channel and activation row */
+	unsigned threads;    /* the CPU threads libnpu converts activations with (llama.cpp's count) */
 	char description[256];
 	char open_error[256];
 	const char *stats_path;
@@ -146,6 +147,7 @@ static void rknpu_open_device(void)
 		return;
 	}
 	npu_get_info(device->npu, &info);
+	device->threads = 1; /* libnpu's own until llama.cpp gives its count */
 	if (device->precision == NPU_INT8 && device->int8_group)
 		snprintf(precision, sizeof(precision), "INT8 GEMM, K groups of %u", device->int8_group);
 	else {
@@ -498,12 +500,12 @@ static void rknpu_write_stats(const struct rknpu_device *device)
 	fputs("{\"device\": ", out);
 	rknpu_json_string(out, device->description);
 	fprintf(out,
-		", \"precision\": \"%s\", \"int8_group\": %u, \"min_batch\": %u, \"npu_ops\": %" PRIu64
+		", \"precision\": \"%s\", \"int8_group\": %u, \"min_batch\": %u, \"threads\": %u, \"npu_ops\": %" PRIu64
 		", \"npu_macs\": %" PRIu64 ", \"npu_seconds\": %.6f, \"npu_device_seconds\": %.6f"
 		", \"weights_converted\": %" PRIu64 ", \"weight_npu_bytes\": %" PRIu64
 		", \"weight_source_bytes\": %" PRIu64 ", \"convert_seconds\": %.6f}\n",
 		npu_precision_name(device->precision),
-		device->precision == NPU_INT8 ? device->int8_group : 0, device->min_batch, stats->npu_ops,
+		device->precision == NPU_INT8 ? device->int8_group : 0, device->min_batch, device->threads, stats->npu_ops,
 		stats->npu_macs, stats->npu_seconds, stats->npu_device_seconds,
 		stats->weights_converted, stats->weight_npu_bytes, stats->weight_source_bytes, stats->convert_seconds);
 	fclose(out);
@@ -729,10 +731,25 @@ static ggml_backend_dev_t rknpu_reg_device(ggml_backend_reg_t reg, size_t index)
 	return index == 0 && rknpu_device() ? &rknpu_device_handle : NULL;
 }
 
+/* llama.cpp's thread count, given to every backend whose registry answers "ggml_backend_set_n_threads"
+ * (ggml-blas hands it to its BLAS library the same way): libnpu converts activations with as many. */
+static void rknpu_set_n_threads(ggml_backend_t backend, int n_threads)
+{
+	struct rknpu_backend *ctx = backend->context;
+
+	if (n_threads < 1)
+		return;
+	pthread_mutex_lock(&ctx->device->lock);
+	if (npu_set_threads(ctx->device->npu, (unsigned)n_threads) == NPU_OK)
+		ctx->device->threads = (unsigned)n_threads;
+	pthread_mutex_unlock(&ctx->device->lock);
+}
+
 static void *rknpu_reg_proc_address(ggml_backend_reg_t reg, const char *name)
 {
 	(void)reg;
-	(void)name;
+	if (strcmp(name, "ggml_backend_set_n_threads") == 0)
+		return (void *)rknpu_set_n_threads;
 	return NULL;
 }
 
