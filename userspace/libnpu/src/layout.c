@@ -129,17 +129,21 @@ void rows_from_output_i32_c(int32_t *dst, size_t ldd, const struct npu_partials 
 	for (unsigned c0 = 0; c0 < p->cols; c0 += 4) {
 		unsigned width = p->cols - c0 < 4 ? p->cols - c0 : 4;
 		const uint8_t *surface = p->src + (size_t)(c0 / 4) * p->rows_padded * 16;
-		for (unsigned m = 0; m < p->rows; m++) {
+		for (unsigned m0 = 0; m0 < p->rows; m0 += NPU_GATHER_ROWS) {
+			unsigned count = p->rows - m0 < NPU_GATHER_ROWS ? p->rows - m0 : NPU_GATHER_ROWS;
 			/* unsigned adds: two's complement wrap like the int32 the NPU would produce */
-			uint32_t sum[4] = {0, 0, 0, 0};
+			uint32_t sum[NPU_GATHER_ROWS][4] = {{0}};
 			for (unsigned t = 0; t < p->tiles; t++) {
-				uint32_t atom[4];
-				memcpy(atom, surface + t * p->tile_bytes + (size_t)m * 16, sizeof atom);
-				for (unsigned i = 0; i < 4; i++)
-					sum[i] += atom[i];
+				const uint8_t *block = surface + t * p->tile_bytes + (size_t)m0 * 16;
+				for (unsigned m = 0; m < count; m++) {
+					uint32_t atom[4];
+					memcpy(atom, block + (size_t)m * 16, sizeof atom);
+					for (unsigned i = 0; i < 4; i++)
+						sum[m][i] += atom[i];
+				}
 			}
-			for (unsigned i = 0; i < width; i++)
-				dst[(size_t)m * ldd + c0 + i] = (int32_t)sum[i];
+			for (unsigned m = 0; m < count; m++)
+				memcpy(dst + (size_t)(m0 + m) * ldd + c0, sum[m], width * sizeof(int32_t));
 		}
 	}
 }
@@ -150,30 +154,23 @@ void rows_from_output_f32_c(float *dst, size_t ldd, const struct npu_partials *p
 	for (unsigned c0 = 0; c0 < p->cols; c0 += 4) {
 		unsigned width = p->cols - c0 < 4 ? p->cols - c0 : 4;
 		const uint8_t *surface = p->src + (size_t)(c0 / 4) * p->rows_padded * 16;
-		for (unsigned m = 0; m < p->rows; m++) {
-			float sum[4];
-			memcpy(sum, surface + (size_t)m * 16, sizeof sum);
+		for (unsigned m0 = 0; m0 < p->rows; m0 += NPU_GATHER_ROWS) {
+			unsigned count = p->rows - m0 < NPU_GATHER_ROWS ? p->rows - m0 : NPU_GATHER_ROWS;
+			float sum[NPU_GATHER_ROWS][4];
+			memcpy(sum, surface + (size_t)m0 * 16, (size_t)count * 16);
 			for (unsigned t = 1; t < p->tiles; t++) {
-				float atom[4];
-				memcpy(atom, surface + t * p->tile_bytes + (size_t)m * 16, sizeof atom);
-				for (unsigned i = 0; i < 4; i++)
-					sum[i] += atom[i];
+				const uint8_t *block = surface + t * p->tile_bytes + (size_t)m0 * 16;
+				for (unsigned m = 0; m < count; m++) {
+					float atom[4];
+					memcpy(atom, block + (size_t)m * 16, sizeof atom);
+					for (unsigned i = 0; i < 4; i++)
+						sum[m][i] += atom[i];
+				}
 			}
-			memcpy(dst + (size_t)m * ldd + c0, sum, width * sizeof(float));
+			for (unsigned m = 0; m < count; m++)
+				memcpy(dst + (size_t)(m0 + m) * ldd + c0, sum[m], width * sizeof(float));
 		}
 	}
-}
-
-/* One partial's dequantized atom: four lanes whatever the width (missing columns scale by 0), so the
- * compiler keeps it in one vector. */
-static void scaled_atom(float value[4], const uint8_t *at, float row, const float *columns, unsigned width)
-{
-	int32_t atom[4];
-	float column[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-	memcpy(atom, at, sizeof atom);
-	memcpy(column, columns, width * sizeof(float));
-	for (unsigned i = 0; i < 4; i++)
-		value[i] = (float)atom[i] * row * column[i];
 }
 
 void rows_from_output_i32_scaled_c(float *dst, size_t ldd, const struct npu_partials *p,
@@ -182,17 +179,25 @@ void rows_from_output_i32_scaled_c(float *dst, size_t ldd, const struct npu_part
 	for (unsigned c0 = 0; c0 < p->cols; c0 += 4) {
 		unsigned width = p->cols - c0 < 4 ? p->cols - c0 : 4;
 		const uint8_t *surface = p->src + (size_t)(c0 / 4) * p->rows_padded * 16;
-		for (unsigned m = 0; m < p->rows; m++) {
-			float sum[4], value[4];
-			scaled_atom(sum, surface + (size_t)m * 16, scales->rows[m], scales->columns + c0, width);
-			for (unsigned t = 1; t < p->tiles; t++) {
-				scaled_atom(value, surface + t * p->tile_bytes + (size_t)m * 16,
-					    scales->rows[t * scales->row_stride + m],
-					    scales->columns + t * scales->column_stride + c0, width);
-				for (unsigned i = 0; i < 4; i++)
-					sum[i] += value[i];
+		for (unsigned m0 = 0; m0 < p->rows; m0 += NPU_GATHER_ROWS) {
+			unsigned count = p->rows - m0 < NPU_GATHER_ROWS ? p->rows - m0 : NPU_GATHER_ROWS;
+			float sum[NPU_GATHER_ROWS][4];
+			for (unsigned t = 0; t < p->tiles; t++) {
+				const uint8_t *block = surface + t * p->tile_bytes + (size_t)m0 * 16;
+				const float *rows = scales->rows + t * scales->row_stride + m0;
+				float column[4] = {0.0f, 0.0f, 0.0f, 0.0f}; /* missing columns scale by 0 */
+				memcpy(column, scales->columns + t * scales->column_stride + c0, width * sizeof(float));
+				for (unsigned m = 0; m < count; m++) {
+					int32_t atom[4];
+					memcpy(atom, block + (size_t)m * 16, sizeof atom);
+					for (unsigned i = 0; i < 4; i++) {
+						float value = (float)atom[i] * rows[m] * column[i];
+						sum[m][i] = t ? sum[m][i] + value : value;
+					}
+				}
 			}
-			memcpy(dst + (size_t)m * ldd + c0, sum, width * sizeof(float));
+			for (unsigned m = 0; m < count; m++)
+				memcpy(dst + (size_t)(m0 + m) * ldd + c0, sum[m], width * sizeof(float));
 		}
 	}
 }

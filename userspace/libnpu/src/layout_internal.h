@@ -20,6 +20,10 @@ void rows_from_feature_i8_c(int8_t *dst, const uint8_t *src, unsigned rows, unsi
 			    unsigned rows_padded);
 void rows_from_feature_f16_c(uint16_t *dst, const uint8_t *src, unsigned rows, unsigned cols, size_t ldd,
 			     unsigned rows_padded);
+/* Rows the output gathers sum at a time: each partial's block is one sequential read. K-tile partials lie a
+ * power of two apart, so summing them element by element would put every read in the same cache set. */
+#define NPU_GATHER_ROWS 32u
+
 void rows_from_output_i32_c(int32_t *dst, size_t ldd, const struct npu_partials *p);
 void rows_from_output_f32_c(float *dst, size_t ldd, const struct npu_partials *p);
 void rows_from_output_i32_scaled_c(float *dst, size_t ldd, const struct npu_partials *p,

@@ -87,17 +87,33 @@ static void rows_from_feature_f16_neon(uint16_t *dst, const uint8_t *src, unsign
 					cols - full_groups * 8, ldd, rows_padded);
 }
 
+static const int32_t *int32_atom(const uint8_t *at)
+{
+	return (const int32_t *)(const void *)at;
+}
+
+static const float *float_atom(const uint8_t *at)
+{
+	return (const float *)(const void *)at;
+}
+
 static void rows_from_output_i32_neon(int32_t *dst, size_t ldd, const struct npu_partials *p)
 {
 	unsigned full_groups = p->cols / 4;
 	for (unsigned g = 0; g < full_groups; g++) {
 		const uint8_t *surface = p->src + (size_t)g * p->rows_padded * 16;
-		for (unsigned m = 0; m < p->rows; m++) {
-			int32x4_t sum = vdupq_n_s32(0);
-			for (unsigned t = 0; t < p->tiles; t++)
-				sum = vaddq_s32(sum, vld1q_s32((const int32_t *)(const void *)(surface + t * p->tile_bytes +
-												(size_t)m * 16)));
-			vst1q_s32(dst + (size_t)m * ldd + g * 4, sum);
+		for (unsigned m0 = 0; m0 < p->rows; m0 += NPU_GATHER_ROWS) {
+			unsigned count = p->rows - m0 < NPU_GATHER_ROWS ? p->rows - m0 : NPU_GATHER_ROWS;
+			int32x4_t sum[NPU_GATHER_ROWS];
+			for (unsigned m = 0; m < count; m++)
+				sum[m] = vdupq_n_s32(0);
+			for (unsigned t = 0; t < p->tiles; t++) {
+				const uint8_t *block = surface + t * p->tile_bytes + (size_t)m0 * 16;
+				for (unsigned m = 0; m < count; m++)
+					sum[m] = vaddq_s32(sum[m], vld1q_s32(int32_atom(block + (size_t)m * 16)));
+			}
+			for (unsigned m = 0; m < count; m++)
+				vst1q_s32(dst + (size_t)(m0 + m) * ldd + g * 4, sum[m]);
 		}
 	}
 	if (full_groups * 4 < p->cols) {
@@ -111,12 +127,18 @@ static void rows_from_output_f32_neon(float *dst, size_t ldd, const struct npu_p
 	unsigned full_groups = p->cols / 4;
 	for (unsigned g = 0; g < full_groups; g++) {
 		const uint8_t *surface = p->src + (size_t)g * p->rows_padded * 16;
-		for (unsigned m = 0; m < p->rows; m++) {
-			float32x4_t sum = vld1q_f32((const float *)(const void *)(surface + (size_t)m * 16));
-			for (unsigned t = 1; t < p->tiles; t++)
-				sum = vaddq_f32(sum, vld1q_f32((const float *)(const void *)(surface + t * p->tile_bytes +
-											      (size_t)m * 16)));
-			vst1q_f32(dst + (size_t)m * ldd + g * 4, sum);
+		for (unsigned m0 = 0; m0 < p->rows; m0 += NPU_GATHER_ROWS) {
+			unsigned count = p->rows - m0 < NPU_GATHER_ROWS ? p->rows - m0 : NPU_GATHER_ROWS;
+			float32x4_t sum[NPU_GATHER_ROWS];
+			for (unsigned m = 0; m < count; m++)
+				sum[m] = vld1q_f32(float_atom(surface + (size_t)(m0 + m) * 16));
+			for (unsigned t = 1; t < p->tiles; t++) {
+				const uint8_t *block = surface + t * p->tile_bytes + (size_t)m0 * 16;
+				for (unsigned m = 0; m < count; m++)
+					sum[m] = vaddq_f32(sum[m], vld1q_f32(float_atom(block + (size_t)m * 16)));
+			}
+			for (unsigned m = 0; m < count; m++)
+				vst1q_f32(dst + (size_t)(m0 + m) * ldd + g * 4, sum[m]);
 		}
 	}
 	if (full_groups * 4 < p->cols) {
@@ -131,18 +153,22 @@ static void rows_from_output_i32_scaled_neon(float *dst, size_t ldd, const struc
 	unsigned full_groups = p->cols / 4;
 	for (unsigned g = 0; g < full_groups; g++) {
 		const uint8_t *surface = p->src + (size_t)g * p->rows_padded * 16;
-		for (unsigned m = 0; m < p->rows; m++) {
-			float32x4_t sum = vdupq_n_f32(0.0f);
+		for (unsigned m0 = 0; m0 < p->rows; m0 += NPU_GATHER_ROWS) {
+			unsigned count = p->rows - m0 < NPU_GATHER_ROWS ? p->rows - m0 : NPU_GATHER_ROWS;
+			float32x4_t sum[NPU_GATHER_ROWS];
 			for (unsigned t = 0; t < p->tiles; t++) {
-				int32x4_t atom = vld1q_s32((const int32_t *)(const void *)(surface + t * p->tile_bytes +
-											    (size_t)m * 16));
+				const uint8_t *block = surface + t * p->tile_bytes + (size_t)m0 * 16;
+				const float *rows = scales->rows + t * scales->row_stride + m0;
 				float32x4_t column = vld1q_f32(scales->columns + t * scales->column_stride + g * 4);
-				/* same order as the C version: (acc * row) * column, the first partial stored */
-				float32x4_t value = vmulq_f32(vmulq_n_f32(vcvtq_f32_s32(atom),
-									  scales->rows[t * scales->row_stride + m]), column);
-				sum = t ? vaddq_f32(sum, value) : value;
+				for (unsigned m = 0; m < count; m++) {
+					/* same order as the C version: (acc * row) * column, the first partial stored */
+					float32x4_t atom = vcvtq_f32_s32(vld1q_s32(int32_atom(block + (size_t)m * 16)));
+					float32x4_t value = vmulq_f32(vmulq_n_f32(atom, rows[m]), column);
+					sum[m] = t ? vaddq_f32(sum[m], value) : value;
+				}
 			}
-			vst1q_f32(dst + (size_t)m * ldd + g * 4, sum);
+			for (unsigned m = 0; m < count; m++)
+				vst1q_f32(dst + (size_t)(m0 + m) * ldd + g * 4, sum[m]);
 		}
 	}
 	if (full_groups * 4 < p->cols) {
