@@ -688,16 +688,22 @@ static size_t operand_at(const struct conv_operands *o, unsigned block, unsigned
 	return ((size_t)(row / block) * o->depth + d) * block + row % block;
 }
 
-/* One atom of output position p's inputs (depth d onwards) into a's layout. */
+/* One atom of output position p's inputs (depth d onwards) into a's layout. The loops are written per
+ * precision, with the atom's element count, through a local pointer: the stores can then not alias c,
+ * whose fields the compiler would otherwise reload per element. */
 static void store_atom(const struct conv_task *c, const struct conv_operands *o, unsigned p, size_t d,
 		       const uint8_t bytes[16])
 {
 	size_t at = operand_at(o, PIXEL_BLOCK, p, d);
-	for (unsigned i = 0; i < c->c2; i++, at += PIXEL_BLOCK)
-		if (c->precision == NPU_FP16)
-			((float *)o->a)[at] = fp16_at(bytes + 2 * i);
-		else
-			((int32_t *)o->a)[at] = (int8_t)bytes[i];
+	if (c->precision == NPU_FP16) {
+		float *a = (float *)o->a + at;
+		for (unsigned i = 0; i < 8; i++)
+			a[i * PIXEL_BLOCK] = fp16_at(bytes + 2 * i);
+	} else {
+		int32_t *a = (int32_t *)o->a + at;
+		for (unsigned i = 0; i < 16; i++)
+			a[i * PIXEL_BLOCK] = (int8_t)bytes[i];
+	}
 }
 
 /* The im2col matrix, output position p's inputs in depth order d = s x channels + k, into a's layout;
@@ -733,15 +739,20 @@ static void gather_weights(const struct conv_task *c, const uint8_t *weights, co
 	for (unsigned k0 = 0; k0 < c->channels; k0 += 32)
 		for (unsigned s = 0; s < positions; s++)
 			for (unsigned n = 0; n < o->kernel_blocks * KERNEL_BLOCK; n++) {
-				unsigned count = c->channels - k0 < 32 ? c->channels - k0 : 32;
-				size_t e = n < c->kernels ? weight_element(c, n, k0, s) : 0;
+				/* locals and a pointer per precision, as in store_atom */
+				unsigned count = c->channels - k0 < 32 ? c->channels - k0 : 32, real = n < c->kernels;
 				size_t at = operand_at(o, KERNEL_BLOCK, n, (size_t)s * c->channels + k0);
-				for (unsigned k = 0; k < count; k++, e++, at += KERNEL_BLOCK)
-					if (c->precision == NPU_FP16)
-						((float *)o->b)[at] = n < c->kernels ? fp16_at(weights + 2 * e) : 0.0f;
-					else /* an int16 operand, as the unblocked model held it */
-						((int32_t *)o->b)[at] =
-							n < c->kernels ? (int16_t)((int8_t)weights[e] + c->weight_offset) : 0;
+				const uint8_t *from = weights + (real ? weight_element(c, n, k0, s) : 0) * c->bpe;
+				int32_t offset = c->weight_offset;
+				if (c->precision == NPU_FP16) {
+					float *b = (float *)o->b + at;
+					for (unsigned k = 0; k < count; k++)
+						b[k * KERNEL_BLOCK] = real ? fp16_at(from + 2 * k) : 0.0f;
+				} else { /* an int16 operand, as the unblocked model held it */
+					int32_t *b = (int32_t *)o->b + at;
+					for (unsigned k = 0; k < count; k++)
+						b[k * KERNEL_BLOCK] = real ? (int16_t)((int8_t)from[k] + offset) : 0;
+				}
 			}
 }
 
