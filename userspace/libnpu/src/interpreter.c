@@ -688,9 +688,9 @@ static size_t operand_at(const struct conv_operands *o, unsigned block, unsigned
 	return ((size_t)(row / block) * o->depth + d) * block + row % block;
 }
 
-/* One atom of output position p's inputs (depth d onwards) into a's layout. The loops are written per
- * precision, with the atom's element count, through a local pointer: the stores can then not alias c,
- * whose fields the compiler would otherwise reload per element. */
+/* One atom of output position p's inputs (depth d onwards) into a's layout. One loop per precision with
+ * the atom's element count as a constant: an int32 store may alias c's unsigned fields, so a loop bounded
+ * by c->c2 and branching on c->precision reloaded both for every element. */
 static void store_atom(const struct conv_task *c, const struct conv_operands *o, unsigned p, size_t d,
 		       const uint8_t bytes[16])
 {
