@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* The software model executes a valid hand-built task, and refuses, with a message naming the
- * problem, every register, mode or access it does not model. */
+/* The software model executes valid hand-built tasks exactly as the plain definition computes them,
+ * and refuses, with a message naming the problem, every register, mode or access it does not model. */
+#define _POSIX_C_SOURCE 200809L /* setenv */
+
 #include <string.h>
 
 #include "npu/jobs.h"
@@ -104,6 +106,189 @@ static void check_cbuf_limits(void)
 	expect_stream_refused(wide, REG_CNA_DATA_SIZE0, (1u << 16) | 0x804, "11-bit fields");
 }
 
+/* A convolution with sizes the builder does not emit (kernels not a multiple of the model's blocks, channels
+ * not of 32, kernels, strides, padding): a builder GEMM task with its size registers rewritten. */
+struct conv_case {
+	enum npu_precision precision;
+	unsigned in_w, in_h, channels, kernel_w, kernel_h, kernels, stride, pad_left, pad_top;
+	uint32_t pad_bits;
+};
+
+struct conv_sizes {
+	unsigned bpe, c2, out_w, out_h, out_channels, per_atom;
+	uint32_t feature_surface, per_kernel, output_surface;
+};
+
+static struct conv_sizes conv_sizes(const struct conv_case *k)
+{
+	struct conv_sizes z;
+	z.bpe = k->precision == NPU_INT8 ? 1 : 2;
+	z.c2 = 16 / z.bpe;
+	z.out_w = (k->in_w + k->pad_left - 1) / k->stride + 1;
+	z.out_h = (k->in_h + k->pad_top - 1) / k->stride + 1;
+	unsigned group = z.bpe == 1 ? 32 : 16;
+	z.out_channels = (k->kernels + group - 1) / group * group;
+	z.per_atom = 4; /* raw int32 or fp32 out */
+	z.feature_surface = (k->in_w * k->in_h + 4 * k->in_w) * 16;
+	z.per_kernel = k->kernel_w * k->kernel_h * k->channels * z.bpe;
+	z.output_surface = z.out_w * z.out_h * 16;
+	return z;
+}
+
+static void emit_conv(const struct conv_case *k, const struct conv_sizes *z, const uint32_t address[3], uint64_t *w)
+{
+	struct npu_task_geometry g = {k->precision, 4, z->out_channels, 32, 4, 4, address[0], address[1], address[2]};
+	CHECK_OK(npu_emit_gemm_task(&g, w));
+	unsigned weight_banks = (z->per_kernel * k->kernels + NPU_CBUF_BANK_BYTES - 1) / NPU_CBUF_BANK_BYTES;
+	const struct {
+		uint16_t reg;
+		uint32_t value;
+	} sizes[] = {
+		{REG_CNA_DATA_SIZE0, (k->in_w << 16) | k->in_h},
+		{REG_CNA_DATA_SIZE1, ((k->channels - 1) << 16) | k->channels},
+		{REG_CNA_DATA_SIZE2, z->out_w}, {REG_CNA_DATA_SIZE3, z->out_w * z->out_h},
+		{REG_CNA_CONV_CON3, k->stride | k->stride << 3},
+		{REG_CNA_WEIGHT_SIZE0, z->per_kernel * k->kernels}, {REG_CNA_WEIGHT_SIZE1, z->per_kernel},
+		{REG_CNA_WEIGHT_SIZE2, k->kernel_w << 24 | k->kernel_h << 16 | k->kernels},
+		{REG_CNA_PAD_CON0, k->pad_left << 4 | k->pad_top}, {REG_CNA_PAD_CON1, k->pad_bits},
+		{REG_CNA_FC_DATA_SIZE0, (k->in_w << 16) | k->in_h}, {REG_CNA_FC_DATA_SIZE1, k->channels},
+		{REG_CNA_CBUF_CON0, CNA_CBUF_CON0(weight_banks, NPU_CBUF_BANKS - weight_banks)},
+		{REG_CNA_CBUF_CON1, (k->in_w * k->channels * z->bpe + 63) / 64},
+		{REG_CNA_DMA_CON1, 4 * k->in_w}, {REG_CNA_DMA_CON2, k->in_w * k->in_h},
+		{REG_CORE_DATAOUT_SIZE_0, (z->out_h - 1) << 16 | (z->out_w - 1)},
+		{REG_CORE_DATAOUT_SIZE_1, z->out_channels - 1},
+		{REG_DPU_DATA_CUBE_WIDTH, z->out_w - 1}, {REG_DPU_DATA_CUBE_HEIGHT, z->out_h - 1},
+		{REG_DPU_DATA_CUBE_CHANNEL, (k->kernels - 1) << 16 | (z->out_channels - 1)},
+		{REG_DPU_WDMA_SIZE_0, z->out_channels - 1}, {REG_DPU_WDMA_SIZE_1, (z->out_h - 1) << 16 | (z->out_w - 1)},
+		{REG_DPU_DST_SURF_STRIDE, z->output_surface},
+		{REG_DPU_SURFACE_ADD, z->output_surface * (z->bpe == 1 ? 8 : 4)},
+	};
+	for (unsigned i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+		set_value(w, sizes[i].reg, sizes[i].value);
+}
+
+/* Input element (x, y, channel c) as a float (fp16 bits or int8), the padding value outside the input. */
+static float conv_input(const struct conv_case *k, const uint8_t *in, int x, int y, unsigned c)
+{
+	int inside = x >= 0 && y >= 0 && x < (int)k->in_w && y < (int)k->in_h;
+	if (k->precision == NPU_INT8)
+		return inside ? (float)(int8_t)in[((size_t)y * k->in_w + x) * k->channels + c] : (float)(int8_t)k->pad_bits;
+	uint16_t h = (uint16_t)k->pad_bits;
+	if (inside)
+		memcpy(&h, in + 2 * (((size_t)y * k->in_w + x) * k->channels + c), 2);
+	return npu_f32_from_fp16(h);
+}
+
+/* The plain definition: per output element one sum from zero in depth order (kernel position, then
+ * channel), fp32 or int32. */
+static void reference_conv(const struct conv_case *k, const struct conv_sizes *z, const uint8_t *in, const uint8_t *wt,
+			   unsigned p, unsigned n, uint8_t out[4])
+{
+	float sum = 0.0f;
+	int32_t isum = 0;
+	for (unsigned s = 0; s < k->kernel_w * k->kernel_h; s++)
+		for (unsigned c = 0; c < k->channels; c++) {
+			int x = (int)((p % z->out_w) * k->stride + s % k->kernel_w) - (int)k->pad_left;
+			int y = (int)((p / z->out_w) * k->stride + s / k->kernel_w) - (int)k->pad_top;
+			size_t e = ((size_t)n * k->kernel_w * k->kernel_h + s) * k->channels + c;
+			float a = conv_input(k, in, x, y, c);
+			if (k->precision == NPU_INT8) {
+				isum += (int32_t)a * (int8_t)wt[e];
+			} else {
+				uint16_t h;
+				memcpy(&h, wt + 2 * e, 2);
+				sum += a * npu_f32_from_fp16(h);
+			}
+		}
+	if (k->precision == NPU_INT8)
+		memcpy(out, &isum, 4);
+	else
+		memcpy(out, &sum, 4);
+}
+
+/* The inputs in the NPU's layouts, written out from the register documentation: the feature map as 16-byte
+ * atoms (C2 channels) per surface, row by row; the weights in groups of kernels, channel blocks of 32 (the
+ * last holds what is left), kernel positions, kernels. */
+static void place_conv(const struct conv_case *k, const struct conv_sizes *z, const uint8_t *in, const uint8_t *wt,
+		       uint8_t *feature, uint8_t *weights)
+{
+	for (unsigned y = 0; y < k->in_h; y++)
+		for (unsigned x = 0; x < k->in_w; x++)
+			for (unsigned c = 0; c < k->channels; c++)
+				memcpy(feature + (size_t)(c / z->c2) * z->feature_surface + ((size_t)y * k->in_w + x) * 16 +
+					       (c % z->c2) * z->bpe, in + (((size_t)y * k->in_w + x) * k->channels + c) * z->bpe,
+				       z->bpe);
+	unsigned group = z->bpe == 1 ? 32 : 16, positions = k->kernel_w * k->kernel_h;
+	for (unsigned n = 0; n < k->kernels; n++)
+		for (unsigned s = 0; s < positions; s++)
+			for (unsigned c = 0; c < k->channels; c++) {
+				unsigned g = n / group, in_group = k->kernels - g * group < group ? k->kernels - g * group : group;
+				unsigned block = c / 32, in_block = k->channels - block * 32 < 32 ? k->channels - block * 32 : 32;
+				size_t e = (size_t)g * group * k->channels * positions + (size_t)in_group * block * 32 * positions +
+					   ((size_t)s * in_group + n % group) * in_block + c % 32;
+				memcpy(weights + e * z->bpe, wt + (((size_t)n * positions + s) * k->channels + c) * z->bpe, z->bpe);
+			}
+}
+
+/* Each case with the model's default threads, one thread and three: outputs equal to the reference bit for bit. */
+static void check_exact(const struct conv_case *k)
+{
+	struct conv_sizes z = conv_sizes(k);
+	struct npu_dev *dev = test_open_model(1);
+	size_t in_bytes = (size_t)k->in_w * k->in_h * k->channels * z.bpe, wt_bytes = (size_t)z.per_kernel * k->kernels;
+	size_t out_bytes = (size_t)z.out_channels / z.per_atom * z.output_surface;
+	struct npu_bo feature, weights, output, regcmd;
+	CHECK_OK(npu_bo_create(dev, 0, (size_t)(k->channels / z.c2) * z.feature_surface, &feature));
+	CHECK_OK(npu_bo_create(dev, 0, wt_bytes, &weights));
+	CHECK_OK(npu_bo_create(dev, 0, out_bytes, &output));
+	CHECK_OK(npu_bo_create(dev, 0, NPU_TASK_WORDS * 8, &regcmd));
+	uint8_t *in = malloc(in_bytes), *wt = malloc(wt_bytes);
+	if (k->precision == NPU_INT8) {
+		test_fill_i8((int8_t *)in, in_bytes);
+		test_fill_i8((int8_t *)wt, wt_bytes);
+	} else {
+		test_fill_f16((uint16_t *)(void *)in, in_bytes / 2);
+		test_fill_f16((uint16_t *)(void *)wt, wt_bytes / 2);
+	}
+	place_conv(k, &z, in, wt, feature.map, weights.map);
+	uint32_t address[3] = {(uint32_t)feature.dma_address, (uint32_t)weights.dma_address, (uint32_t)output.dma_address};
+	emit_conv(k, &z, address, regcmd.map);
+	struct npu_task task = {(uint32_t)regcmd.dma_address, NPU_TASK_WORDS};
+	const struct npu_bo *bos_in[] = {&feature, &weights, &regcmd}, *bos_out[] = {&output};
+	static const char *threads[] = {NULL, "1", "3"};
+	for (unsigned t = 0; t < 3; t++) {
+		if (threads[t])
+			setenv("NPU_MODEL_THREADS", threads[t], 1);
+		memset(output.map, 0, out_bytes);
+		CHECK_OK(npu_submit(dev, 0, &task, 1, bos_in, 3, bos_out, 1));
+		for (unsigned p = 0; p < z.out_w * z.out_h; p++)
+			for (unsigned n = 0; n < k->kernels; n++) {
+				uint8_t expected[4], *got = (uint8_t *)output.map + (size_t)(n / z.per_atom) * z.output_surface +
+							    p * 16u + (n % z.per_atom) * 4;
+				reference_conv(k, &z, in, wt, p, n, expected);
+				CHECK(memcmp(got, expected, 4) == 0, "%s %ux%u x %u channels, %ux%u x %u kernels, threads %s: "
+				      "output %u kernel %u differs from the plain sum", npu_precision_name(k->precision), k->in_w,
+				      k->in_h, k->channels, k->kernel_w, k->kernel_h, k->kernels, threads[t] ? threads[t] : "default",
+				      p, n);
+			}
+	}
+	unsetenv("NPU_MODEL_THREADS");
+	free(in), free(wt);
+	npu_close(dev);
+}
+
+static void check_exact_cases(void)
+{
+	static const struct conv_case cases[] = {
+		{NPU_INT8, 1, 130, 1008, 1, 1, 90, 1, 0, 0, 0},       /* GEMM-like: enough work for 3 threads */
+		{NPU_FP16, 1, 99, 1000, 1, 1, 50, 1, 0, 0, 0},        /* fp16 sums that round: order matters */
+		{NPU_INT8, 9, 7, 48, 3, 3, 37, 2, 1, 1, 0xfdu},       /* kernel, stride, padding of -3 */
+		{NPU_FP16, 6, 5, 24, 2, 3, 21, 1, 1, 2, 0x3c00u},     /* padding of 1.0 */
+	};
+	for (unsigned i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		check_exact(&cases[i]);
+}
+
 int main(void)
 {
 	test_seed("model_refuses");
@@ -193,6 +378,7 @@ int main(void)
 
 	npu_close(f.dev);
 	check_cbuf_limits();
+	check_exact_cases();
 	printf("model_refuses: ok\n");
 	return 0;
 }
