@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "npu_internal.h"
+#include "npu_parallel.h"
 
 static int backend_from_environment(enum npu_backend *backend)
 {

@@ -6,12 +6,11 @@
  * layout ops' (NEON on aarch64), so results are the same bit for bit as converting first and laying out
  * after. This is the largest CPU share of an NPU matmul (docs/npu-userspace.md, "CPU work per call").
  */
-#define _POSIX_C_SOURCE 200809L
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "npu_internal.h"
+#include "npu_parallel.h"
 
 /* Row r of the feature map: `row` holds its cols elements of `element` bytes (NULL: a padding row). */
 static void scatter_row(const struct npu_f32_feature *f, unsigned element, const uint8_t *row, unsigned r)
@@ -28,59 +27,44 @@ static void scatter_row(const struct npu_f32_feature *f, unsigned element, const
 	}
 }
 
-struct feature_range {
+/* Rows [4 x begin, 4 x end) of the feature map: whole 4-row blocks, so each 64-byte line of a surface
+ * belongs to one thread. */
+struct feature_work {
 	const struct npu_f32_feature *f;
-	uint8_t *row;      /* this range's row buffer: cols x 2 bytes */
-	unsigned r0, r1;   /* rows [r0, r1) of rows_padded */
+	uint8_t *rows; /* one buffer of cols x 2 bytes per range */
 };
 
-static void *convert_range(void *argument)
+static void convert_range(void *context, unsigned index, size_t begin, size_t end)
 {
-	const struct feature_range *range = argument;
-	const struct npu_f32_feature *f = range->f;
+	const struct feature_work *work = context;
+	const struct npu_f32_feature *f = work->f;
 	const struct npu_layout_ops *ops = npu_layout_ops();
-	for (unsigned r = range->r0; r < range->r1; r++) {
+	uint8_t *row = work->rows + (size_t)index * f->cols * 2;
+	unsigned r1 = end * 4 < f->rows_padded ? (unsigned)end * 4 : f->rows_padded;
+	for (unsigned r = (unsigned)begin * 4; r < r1; r++) {
 		if (r >= f->rows) {
 			scatter_row(f, f->precision == NPU_FP16 ? 2 : 1, NULL, r);
 		} else if (f->precision == NPU_FP16) {
-			ops->f32_to_fp16((uint16_t *)(void *)range->row, f->a + (size_t)r * f->cols, f->cols);
-			scatter_row(f, 2, range->row, r);
+			ops->f32_to_fp16((uint16_t *)(void *)row, f->a + (size_t)r * f->cols, f->cols);
+			scatter_row(f, 2, row, r);
 		} else {
 			/* scales [groups][rows], as the gather reads them */
-			npu_quantize_groups_i8((int8_t *)range->row, f->scales + r, 1, f->rows, f->a + (size_t)r * f->cols, 1,
+			npu_quantize_groups_i8((int8_t *)row, f->scales + r, 1, f->rows, f->a + (size_t)r * f->cols, 1,
 					       f->cols, f->group);
-			scatter_row(f, 1, range->row, r);
+			scatter_row(f, 1, row, r);
 		}
 	}
-	return NULL;
 }
 
 int npu_feature_from_f32(const struct npu_f32_feature *f, unsigned threads)
 {
-	/* ranges of whole 4-row blocks: a 64-byte line of each surface belongs to one thread */
 	unsigned blocks = npu_div_up(f->rows_padded, 4);
 	threads = threads < 1 ? 1 : threads > NPU_MAX_THREADS ? NPU_MAX_THREADS : threads;
 	threads = threads > blocks ? blocks : threads;
-	uint8_t *rows = malloc((size_t)threads * f->cols * 2);
-	if (!rows)
+	struct feature_work work = {f, malloc((size_t)threads * f->cols * 2)};
+	if (!work.rows)
 		return npu_fail(NPU_ERR_NOMEM, "out of memory for %u row buffers of %u elements", threads, f->cols);
-	struct feature_range ranges[NPU_MAX_THREADS];
-	pthread_t ids[NPU_MAX_THREADS];
-	int started[NPU_MAX_THREADS] = {0};
-	for (unsigned t = 0; t < threads; t++) {
-		unsigned b0 = (unsigned)((uint64_t)blocks * t / threads), b1 = (unsigned)((uint64_t)blocks * (t + 1) / threads);
-		unsigned r1 = b1 * 4 < f->rows_padded ? b1 * 4 : f->rows_padded;
-		ranges[t] = (struct feature_range){f, rows + (size_t)t * f->cols * 2, b0 * 4, r1};
-	}
-	for (unsigned t = 1; t < threads; t++)
-		started[t] = !pthread_create(&ids[t], NULL, convert_range, &ranges[t]);
-	convert_range(&ranges[0]);
-	for (unsigned t = 1; t < threads; t++) {
-		if (started[t])
-			pthread_join(ids[t], NULL);
-		else /* no thread to be had: the caller converts that range too */
-			convert_range(&ranges[t]);
-	}
-	free(rows);
+	npu_parallel_for(threads, blocks, convert_range, &work);
+	free(work.rows);
 	return NPU_OK;
 }

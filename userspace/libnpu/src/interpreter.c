@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "npu_interpreter.h"
+#include "npu_parallel.h"
 #include "npu_precision.h"
 #include "npu_regs.h"
 
@@ -880,12 +881,12 @@ static void store_output(const struct conv_task *c, const uint8_t *bias, unsigne
 	memcpy(at, &value, 1);
 }
 
-/* A share of one task: the (pixel block, kernel block) pairs [first, end), pixel block major. */
+/* What the threads of one task share; each runs the (pixel block, kernel block) pairs of its range, pixel
+ * block major. */
 struct conv_share {
 	const struct conv_task *c;
 	const struct conv_memory *m;
 	const struct conv_operands *o;
-	size_t first, end;
 };
 
 static void run_block(const struct conv_share *w, unsigned pixel_block, unsigned kernel_block)
@@ -908,12 +909,12 @@ static void run_block(const struct conv_share *w, unsigned pixel_block, unsigned
 		}
 }
 
-static void *run_share(void *share)
+static void run_share(void *context, unsigned index, size_t first, size_t end)
 {
-	const struct conv_share *w = share;
-	for (size_t item = w->first; item < w->end; item++)
+	const struct conv_share *w = context;
+	(void)index;
+	for (size_t item = first; item < end; item++)
 		run_block(w, (unsigned)(item / w->o->kernel_blocks), (unsigned)(item % w->o->kernel_blocks));
-	return NULL;
 }
 
 #define MODEL_THREADS_MAX 8u
@@ -947,21 +948,9 @@ static int execute(const struct job_view *job, const struct conv_task *c, unsign
 			memset(m.output + (size_t)(n / per_atom) * c->output_surface + p * 16u + (n % per_atom) * c->out_bpe,
 			       NPU_UNDEFINED_BYTE, c->out_bpe);
 	/* The blocks split evenly over the threads; they write disjoint outputs and only read the operands. */
-	unsigned threads = thread_count(c, operands);
-	size_t items = (size_t)operands->pixel_blocks * operands->kernel_blocks;
-	struct conv_share shares[MODEL_THREADS_MAX];
-	pthread_t ids[MODEL_THREADS_MAX];
-	int started[MODEL_THREADS_MAX] = {0};
-	for (unsigned t = 0; t < threads; t++) {
-		shares[t] = (struct conv_share){c, &m, operands, items * t / threads, items * (t + 1) / threads};
-		started[t] = t > 0 && !pthread_create(&ids[t], NULL, run_share, &shares[t]);
-	}
-	for (unsigned t = 0; t < threads; t++) /* share 0, and any whose thread did not start, run here */
-		if (!started[t])
-			run_share(&shares[t]);
-	for (unsigned t = 1; t < threads; t++)
-		if (started[t])
-			pthread_join(ids[t], NULL);
+	struct conv_share share = {c, &m, operands};
+	npu_parallel_for(thread_count(c, operands), (size_t)operands->pixel_blocks * operands->kernel_blocks, run_share,
+			 &share);
 	return NPU_OK;
 }
 

@@ -56,8 +56,6 @@ struct npu_f32_feature {
 	uint8_t *dst;
 };
 
-#define NPU_MAX_THREADS 16u
-
 /* Converts f->a into f->dst with up to `threads` threads. */
 int npu_feature_from_f32(const struct npu_f32_feature *f, unsigned threads);
 
