@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
-from tests.conftest import run_playbook
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.rknpu_probe import probe
+from tests.conftest import BIN, REPO, run_playbook
 from tests.unit.sysroot_tree import Tree, kernel, load_rocket, rk3588_board
 
 LOCAL = "tests/inventory/local"
@@ -40,6 +43,30 @@ def test_probe_module_reads_a_board_tree(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout
     assert "controller: NPU dt-disabled" in result.stdout
     assert "kernel 7.2.13-rosenblatt" in result.stdout
+
+
+def board_facts(arguments: str) -> dict:
+    """ansible_facts of one board_facts run on the controller."""
+    environment = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+                       ANSIBLE_CALLBACK_RESULT_FORMAT="json")
+    result = subprocess.run([str(BIN / "ansible"), "-i", LOCAL, "controller", "-m", "rosenblatt.pipeline.board_facts",
+                             "-a", arguments], cwd=REPO, env=environment, capture_output=True, text=True, check=False)
+    assert result.stdout.startswith("controller | SUCCESS => "), result.stdout + result.stderr
+    return json.loads(result.stdout.split(" => ", 1)[1])["ansible_facts"]
+
+
+def test_board_facts_probes_the_npu_in_the_same_run_when_asked(tmp_path: Path) -> None:
+    tree = Tree(tmp_path / "board")
+    kernel(tree)
+    rk3588_board(tree, status="disabled")
+    load_rocket(tree)
+    npu_probe_path = str(tmp_path / "no-npu-probe")
+    facts = board_facts(f"root={tree.root} npu_probe_path={npu_probe_path}")
+    # what rknpu_facts returns for the same tree, through the same JSON
+    assert facts["rknpu"] == json.loads(json.dumps(probe(root=str(tree.root), npu_probe_path=npu_probe_path)))
+    assert facts["rknpu"]["verdict"] == "dt-disabled"
+    assert facts["board"]["kernel_release"] == facts["rknpu"]["kernel_release"] == "7.2.13-rosenblatt"
+    assert set(board_facts(f"root={tree.root}")) == {"board"}
 
 
 def test_fleet_report(reports_dir: Path) -> None:
