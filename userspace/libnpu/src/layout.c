@@ -4,6 +4,9 @@
 #include <float.h>
 #include <math.h>
 #include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "layout_internal.h"
 #include "npu_internal.h"
@@ -257,8 +260,28 @@ static uint16_t fp16_from_f32_branchless(float value)
 	return (uint16_t)(((x >> 16) & 0x8000u) | half);
 }
 
+#if defined(__x86_64__)
+/* x86-64 CPUs since 2012 have F16C, which converts eight at a time, rounding to nearest even and
+ * quieting NaNs as npu_fp16_from_f32 does; the baseline x86-64 has no conversion instruction. */
+__attribute__((target("avx,f16c"))) static void f32_to_fp16_f16c(uint16_t *dst, const float *src, size_t count)
+{
+	size_t i = 0;
+	for (; i + 8 <= count; i += 8)
+		_mm_storeu_si128((__m128i *)(void *)(dst + i),
+				 _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+	for (; i < count; i++)
+		dst[i] = fp16_from_f32_branchless(src[i]);
+}
+#endif
+
 static void f32_to_fp16_c(uint16_t *dst, const float *src, size_t count)
 {
+#if defined(__x86_64__)
+	if (__builtin_cpu_supports("f16c")) {
+		f32_to_fp16_f16c(dst, src, count);
+		return;
+	}
+#endif
 	for (size_t i = 0; i < count; i++)
 		dst[i] = fp16_from_f32_branchless(src[i]);
 }
