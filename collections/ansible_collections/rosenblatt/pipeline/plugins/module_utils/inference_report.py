@@ -15,6 +15,7 @@ import html
 import json
 import os
 import re
+from collections.abc import Callable
 from typing import Any
 
 from ansible_collections.rosenblatt.pipeline.plugins.module_utils.atomic_file import write_atomically
@@ -241,11 +242,13 @@ def previous_report(directory: str) -> dict[str, Any] | None:
         return json.load(handle)
 
 
-def write_report(directory: str, run: str, report: dict[str, Any]) -> None:
-    """<run>.json, .md and (with benchmarks) .svg, each written whole, and the same as latest.*."""
+def write_report(directory: str, run: str, report: dict[str, Any],
+                 markdown: Callable[[dict[str, Any], str | None], str] = render_markdown) -> None:
+    """<run>.json, .md (rendered by `markdown`) and (with benchmarks) .svg, each written whole, and the same as
+    latest.*."""
     os.makedirs(directory, exist_ok=True)
     svg_name = run + ".svg" if report["bench"] else None
-    outputs = {".json": json.dumps(report, indent=2, sort_keys=True) + "\n", ".md": render_markdown(report, svg_name)}
+    outputs = {".json": json.dumps(report, indent=2, sort_keys=True) + "\n", ".md": markdown(report, svg_name)}
     if svg_name:
         outputs[".svg"] = render_svg(report)
     for suffix, text in outputs.items():
