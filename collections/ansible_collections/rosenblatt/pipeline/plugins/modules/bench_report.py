@@ -137,7 +137,7 @@ def main() -> None:
     directory = os.path.join(params["reports_dir"], params["host"])
     try:
         report = build({**params["settings"], **params}, previous_report(directory))
-    except (ReportError, KeyError) as exc:
+    except (ReportError, KeyError, ValueError) as exc:  # ValueError: a counters file that is not JSON
         module.fail_json(msg="%s: the bench outputs cannot be read: %s" % (params["host"], exc))
     base = os.path.join(directory, params["run"])
     result = {"report": base + ".json", "markdown": base + ".md", "ok": report["ok"], "picks": report["picks"],
