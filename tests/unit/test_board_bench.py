@@ -20,7 +20,7 @@ from ansible_collections.rosenblatt.pipeline.plugins.module_utils.board_bench im
     render_markdown,
 )
 from ansible_collections.rosenblatt.pipeline.plugins.module_utils.board_runs import command_bounds, command_outcome
-from ansible_collections.rosenblatt.pipeline.plugins.module_utils.inference_report import write_report
+from ansible_collections.rosenblatt.pipeline.plugins.module_utils.inference_report import failure, write_report
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures/bench"
 SETTINGS: dict[str, Any] = {
@@ -242,3 +242,15 @@ def test_comparison_with_the_previous_run(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "latest.json").read_text())["regressions"] == second["regressions"]
     assert "## Against the previous run" in (tmp_path / "latest.md").read_text()
     assert (tmp_path / (second["run"] + ".svg")).read_text().startswith("<svg")
+
+
+def test_the_module_fails_on_a_failed_check_and_on_changes_only_when_told() -> None:
+    report = build(params(), None)
+    assert failure("controller", report, "r.md", True) is None
+    report["regressions"] = ["CPU pp32: 1.00 t/s, was 2.00"]
+    assert failure("controller", report, "r.md", False) is None
+    assert failure("controller", report, "r.md", True, regressed="changes against the previous run") == (
+        "controller: changes against the previous run: CPU pp32: 1.00 t/s, was 2.00 (report r.md)")
+    report["checks"][0]["ok"] = False
+    assert failure("controller", report, "r.md", False, failed="bench checks failed") == (
+        "controller: bench checks failed: npu-probe NPU (report r.md)")

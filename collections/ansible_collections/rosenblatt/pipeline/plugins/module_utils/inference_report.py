@@ -242,6 +242,17 @@ def previous_report(directory: str) -> dict[str, Any] | None:
         return json.load(handle)
 
 
+def failure(host: str, report: dict[str, Any], markdown: str, fail_on_regression: bool, *,
+            failed: str = "verification failed", regressed: str = "regressions against the previous run") -> str | None:
+    """Why the module fails for this report, if it does: a failed check, or regressions when they fail the run."""
+    failures = [check["name"] for check in report["checks"] if not check["ok"]]
+    if failures:
+        return "%s: %s: %s (report %s)" % (host, failed, ", ".join(failures), markdown)
+    if report["regressions"] and fail_on_regression:
+        return "%s: %s: %s (report %s)" % (host, regressed, "; ".join(report["regressions"]), markdown)
+    return None
+
+
 def write_report(directory: str, run: str, report: dict[str, Any],
                  markdown: Callable[[dict[str, Any], str | None], str] = render_markdown) -> None:
     """<run>.json, .md (rendered by `markdown`) and (with benchmarks) .svg, each written whole, and the same as

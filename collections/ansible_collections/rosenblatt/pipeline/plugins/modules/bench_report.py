@@ -112,6 +112,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.rosenblatt.pipeline.plugins.module_utils.board_bench import build, render_markdown
 from ansible_collections.rosenblatt.pipeline.plugins.module_utils.inference_report import (
     ReportError,
+    failure,
     previous_report,
     write_report,
 )
@@ -144,13 +145,10 @@ def main() -> None:
               "regressions": report["regressions"], "changed": not module.check_mode}
     if not module.check_mode:
         write_report(directory, params["run"], report, render_markdown)
-    failures = [check["name"] for check in report["checks"] if not check["ok"]]
-    if failures:
-        module.fail_json(msg="%s: bench checks failed: %s (report %s)" % (params["host"], ", ".join(failures),
-                                                                        result["markdown"]), **result)
-    if report["regressions"] and params["fail_on_regression"]:
-        module.fail_json(msg="%s: changes against the previous run: %s (report %s)" % (
-            params["host"], "; ".join(report["regressions"]), result["markdown"]), **result)
+    message = failure(params["host"], report, result["markdown"], params["fail_on_regression"],
+                      failed="bench checks failed", regressed="changes against the previous run")
+    if message:
+        module.fail_json(msg=message, **result)
     module.exit_json(**result)
 
 
