@@ -147,6 +147,12 @@ def _parser() -> argparse.ArgumentParser:
     verify = commands.add_parser("verify", parents=[late], help="run the verification inference and report it")
     verify.add_argument("boards", nargs="+", metavar="BOARD")
 
+    bench = commands.add_parser("bench", parents=[late],
+                                help="measure a board (docs/hardware-validation.md B1-B3): NPU probe, op test, "
+                                     "llama-bench and perplexity per configuration, the MIN_BATCH sweep; report "
+                                     "the defaults the figures pick (a shared board needs --confirm)")
+    bench.add_argument("boards", nargs="+", metavar="BOARD")
+
     fleet = commands.add_parser("fleet", help="fleet operations").add_subparsers(dest="action", required=True)
     fleet.add_parser("status", parents=[late],
                      help="probe every board and write the drift report (Markdown, JSON, HTML)")
@@ -266,6 +272,7 @@ STAGES: dict[str, Stage] = {
     "rollback": Stage(("playbooks/rollback.yml",), _rollback),
     "adopt": Stage(("playbooks/adopt.yml",), _adopt),
     "verify": Stage(("playbooks/verify.yml",), _on_boards),
+    "bench": Stage(("playbooks/bench.yml",), _on_boards),
     "fleet-status": Stage(("playbooks/fleet-report.yml",), fleet_report=True),
     "virtual-up": Stage(("playbooks/virtual-board.yml",), _virtual),
     "virtual-down": Stage(("playbooks/virtual-board.yml",), _virtual),

@@ -15,6 +15,7 @@ import html
 import json
 import os
 import re
+from collections.abc import Callable
 from typing import Any
 
 from ansible_collections.rosenblatt.pipeline.plugins.module_utils.atomic_file import write_atomically
@@ -241,11 +242,24 @@ def previous_report(directory: str) -> dict[str, Any] | None:
         return json.load(handle)
 
 
-def write_report(directory: str, run: str, report: dict[str, Any]) -> None:
-    """<run>.json, .md and (with benchmarks) .svg, each written whole, and the same as latest.*."""
+def failure(host: str, report: dict[str, Any], markdown: str, fail_on_regression: bool, *,
+            failed: str = "verification failed", regressed: str = "regressions against the previous run") -> str | None:
+    """Why the module fails for this report, if it does: a failed check, or regressions when they fail the run."""
+    failures = [check["name"] for check in report["checks"] if not check["ok"]]
+    if failures:
+        return "%s: %s: %s (report %s)" % (host, failed, ", ".join(failures), markdown)
+    if report["regressions"] and fail_on_regression:
+        return "%s: %s: %s (report %s)" % (host, regressed, "; ".join(report["regressions"]), markdown)
+    return None
+
+
+def write_report(directory: str, run: str, report: dict[str, Any],
+                 markdown: Callable[[dict[str, Any], str | None], str] = render_markdown) -> None:
+    """<run>.json, .md (rendered by `markdown`) and (with benchmarks) .svg, each written whole, and the same as
+    latest.*."""
     os.makedirs(directory, exist_ok=True)
     svg_name = run + ".svg" if report["bench"] else None
-    outputs = {".json": json.dumps(report, indent=2, sort_keys=True) + "\n", ".md": render_markdown(report, svg_name)}
+    outputs = {".json": json.dumps(report, indent=2, sort_keys=True) + "\n", ".md": markdown(report, svg_name)}
     if svg_name:
         outputs[".svg"] = render_svg(report)
     for suffix, text in outputs.items():

@@ -163,6 +163,8 @@ PROJECT_FIELDS: dict[str, Field] = {
     "rosenblatt_reports_dir": Field(str, "an absolute path", required=False, check=_absolute),
     "rosenblatt_cache": Field(str, "an absolute path", required=False, check=_absolute),
     "rosenblatt_confirm": Field((str, list), "board names, comma-separated", required=False),
+    "rosenblatt_perplexity_bound": Field((float, int), "a fraction, 0 to 1", required=False,
+                                         check=lambda v: not isinstance(v, bool) and 0 <= v <= 1),
     "rosenblatt_stage_changes_boards": Field((bool, str), "true or false", required=False,
                                              check=lambda v: str(v).lower() in ("true", "false", "yes", "no")),
     "rollout_canary": Field(str, "a host of the inventory or empty", required=False),

@@ -116,6 +116,7 @@ from ansible_collections.rosenblatt.pipeline.plugins.module_utils.inference_repo
     build_report,
     compare,
     derived_checks,
+    failure,
     parse_llama_bench,
     previous_report,
     write_report,
@@ -156,13 +157,9 @@ def main() -> None:
               "regressions": report["regressions"], "changed": not module.check_mode}
     if not module.check_mode:
         write_report(directory, params["run"], report)
-    failures = [check["name"] for check in report["checks"] if not check["ok"]]
-    if failures:
-        module.fail_json(msg="%s: verification failed: %s (report %s)" % (params["host"], ", ".join(failures),
-                                                                          result["markdown"]), **result)
-    if report["regressions"] and params["fail_on_regression"]:
-        module.fail_json(msg="%s: regressions against the previous run: %s (report %s)" % (
-            params["host"], "; ".join(report["regressions"]), result["markdown"]), **result)
+    message = failure(params["host"], report, result["markdown"], params["fail_on_regression"])
+    if message:
+        module.fail_json(msg=message, **result)
     module.exit_json(**result)
 
 
