@@ -59,8 +59,7 @@ static void convert_range(void *context, unsigned index, size_t begin, size_t en
 int npu_feature_from_f32(const struct npu_f32_feature *f, unsigned threads)
 {
 	unsigned blocks = npu_div_up(f->rows_padded, 4);
-	threads = threads < 1 ? 1 : threads > NPU_MAX_THREADS ? NPU_MAX_THREADS : threads;
-	threads = threads > blocks ? blocks : threads;
+	threads = threads < 1 ? 1 : threads > blocks ? blocks : threads; /* npu_set_threads caps it */
 	struct feature_work work = {f, malloc((size_t)threads * f->cols * 2)};
 	if (!work.rows)
 		return npu_fail(NPU_ERR_NOMEM, "out of memory for %u row buffers of %u elements", threads, f->cols);

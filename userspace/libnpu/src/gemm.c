@@ -468,18 +468,22 @@ static void *finish_lane(void *argument)
 	return NULL;
 }
 
-/* The feature map buffer, kept in the device between calls: a fresh allocation of megabytes pays its page
- * faults again on every call. */
-static uint8_t *feature_buffer(struct npu_dev *dev, size_t bytes)
+/* The call's row tiling, and the feature map buffer it needs, kept in the device between calls: a fresh
+ * allocation of megabytes pays its page faults again on every call. */
+static int plan_call(struct npu_dev *dev, const struct npu_weight_plan *p, unsigned m, struct npu_row_plan *rows)
 {
+	int status = npu_plan_rows(p, m, rows);
+	if (status)
+		return status;
+	size_t bytes = npu_feature_bytes(p, rows);
 	if (dev->feature_bytes < bytes) {
 		free(dev->feature);
 		dev->feature = malloc(bytes);
 		dev->feature_bytes = dev->feature ? bytes : 0;
 	}
 	if (!dev->feature)
-		npu_fail(NPU_ERR_NOMEM, "out of memory for a %zu-byte feature map", bytes);
-	return dev->feature;
+		return npu_fail(NPU_ERR_NOMEM, "out of memory for a %zu-byte feature map", bytes);
+	return NPU_OK;
 }
 
 /* Submits the jobs of C = A x B on every lane holding tiles, A being the feature map in dev->feature, and
@@ -560,16 +564,13 @@ int npu_gemm(struct npu_dev *dev, const struct npu_weight *w, unsigned m, const 
 	int64_t start = npu_monotonic_ns();
 	const struct npu_weight_plan *p = &w->plan;
 	struct npu_row_plan rows;
-	int status = npu_plan_rows(p, m, &rows);
+	int status = plan_call(dev, p, m, &rows);
 	if (status)
 		return status;
-	uint8_t *feature = feature_buffer(dev, npu_feature_bytes(p, &rows));
-	if (!feature)
-		return NPU_ERR_NOMEM;
 	if (p->precision == NPU_INT8)
-		npu_layout_ops()->feature_from_rows_i8(feature, a_mk, m, p->k, p->k, rows.mp, p->kp);
+		npu_layout_ops()->feature_from_rows_i8(dev->feature, a_mk, m, p->k, p->k, rows.mp, p->kp);
 	else
-		npu_layout_ops()->feature_from_rows_f16(feature, a_mk, m, p->k, p->k, rows.mp, p->kp);
+		npu_layout_ops()->feature_from_rows_f16(dev->feature, a_mk, m, p->k, p->k, rows.mp, p->kp);
 	struct gather_target target = {c_mn, NULL, NULL};
 	return run_gemm(dev, w, &rows, &target, stats, start);
 }
@@ -588,16 +589,14 @@ int npu_gemm_f32(struct npu_dev *dev, const struct npu_weight *w, unsigned m, co
 	int64_t start = npu_monotonic_ns();
 	const struct npu_weight_plan *p = &w->plan;
 	struct npu_row_plan rows;
-	int status = npu_plan_rows(p, m, &rows);
+	int status = plan_call(dev, p, m, &rows);
 	if (status)
 		return status;
 	struct npu_f32_feature feature = {
 		.precision = p->precision, .a = a_mk, .rows = m, .cols = p->k, .rows_padded = rows.mp,
 		.cols_padded = p->kp, .group = p->k_grouped ? p->kt : p->k, /* one group covers K unless grouped */
-		.dst = feature_buffer(dev, npu_feature_bytes(p, &rows)),
+		.dst = dev->feature,
 	};
-	if (!feature.dst)
-		return NPU_ERR_NOMEM;
 	if (p->precision == NPU_FP16) {
 		struct gather_target target = {c_mn, NULL, NULL};
 		if ((status = npu_feature_from_f32(&feature, dev->threads)))

@@ -127,54 +127,37 @@ void rows_from_feature_f16_c(uint16_t *dst, const uint8_t *src, unsigned rows, u
 /* Output gathers walk the source surface by surface (sequential reads, strided writes): measured
  * faster on x86 than blocking rows, whose reads jump a whole surface per 16 bytes. */
 
-void rows_from_output_i32_c(int32_t *dst, size_t ldd, const struct npu_partials *p)
-{
-	for (unsigned c0 = 0; c0 < p->cols; c0 += 4) {
-		unsigned width = p->cols - c0 < 4 ? p->cols - c0 : 4;
-		const uint8_t *surface = p->src + (size_t)(c0 / 4) * p->rows_padded * 16;
-		for (unsigned m0 = 0; m0 < p->rows; m0 += NPU_GATHER_ROWS) {
-			unsigned count = p->rows - m0 < NPU_GATHER_ROWS ? p->rows - m0 : NPU_GATHER_ROWS;
-			/* unsigned adds: two's complement wrap like the int32 the NPU would produce */
-			uint32_t sum[NPU_GATHER_ROWS][4] = {{0}};
-			for (unsigned t = 0; t < p->tiles; t++) {
-				const uint8_t *block = surface + t * p->tile_bytes + (size_t)m0 * 16;
-				for (unsigned m = 0; m < count; m++) {
-					uint32_t atom[4];
-					memcpy(atom, block + (size_t)m * 16, sizeof atom);
-					for (unsigned i = 0; i < 4; i++)
-						sum[m][i] += atom[i];
-				}
-			}
-			for (unsigned m = 0; m < count; m++)
-				memcpy(dst + (size_t)(m0 + m) * ldd + c0, sum[m], width * sizeof(int32_t));
-		}
+/* The K-tile partials summed in tile order from the first one: int32 in unsigned adds (two's complement
+ * wrap like the int32 the NPU would produce), fp32 from the first partial rather than from 0.0f, which
+ * would turn a -0.0f into +0.0f. */
+#define DEFINE_PARTIAL_SUM(suffix, type, sum_type)                                                          \
+	void rows_from_output_##suffix##_c(type *dst, size_t ldd, const struct npu_partials *p)               \
+	{                                                                                                     \
+		for (unsigned c0 = 0; c0 < p->cols; c0 += 4) {                                                \
+			unsigned width = p->cols - c0 < 4 ? p->cols - c0 : 4;                                 \
+			const uint8_t *surface = p->src + (size_t)(c0 / 4) * p->rows_padded * 16;             \
+			for (unsigned m0 = 0; m0 < p->rows; m0 += NPU_GATHER_ROWS) {                          \
+				unsigned count = p->rows - m0 < NPU_GATHER_ROWS ? p->rows - m0 : NPU_GATHER_ROWS; \
+				sum_type sum[NPU_GATHER_ROWS][4];                                             \
+				memcpy(sum, surface + (size_t)m0 * 16, (size_t)count * 16);                   \
+				for (unsigned t = 1; t < p->tiles; t++) {                                     \
+					const uint8_t *block = surface + t * p->tile_bytes + (size_t)m0 * 16; \
+					for (unsigned m = 0; m < count; m++) {                                \
+						sum_type atom[4];                                             \
+						memcpy(atom, block + (size_t)m * 16, sizeof atom);            \
+						for (unsigned i = 0; i < 4; i++)                              \
+							sum[m][i] += atom[i];                                 \
+					}                                                                     \
+				}                                                                             \
+				for (unsigned m = 0; m < count; m++)                                          \
+					memcpy(dst + (size_t)(m0 + m) * ldd + c0, sum[m], width * sizeof(type)); \
+			}                                                                                     \
+		}                                                                                             \
 	}
-}
 
-/* Float sums start from the first partial, not from 0.0f (0.0f + -0.0f would lose the sign). */
-void rows_from_output_f32_c(float *dst, size_t ldd, const struct npu_partials *p)
-{
-	for (unsigned c0 = 0; c0 < p->cols; c0 += 4) {
-		unsigned width = p->cols - c0 < 4 ? p->cols - c0 : 4;
-		const uint8_t *surface = p->src + (size_t)(c0 / 4) * p->rows_padded * 16;
-		for (unsigned m0 = 0; m0 < p->rows; m0 += NPU_GATHER_ROWS) {
-			unsigned count = p->rows - m0 < NPU_GATHER_ROWS ? p->rows - m0 : NPU_GATHER_ROWS;
-			float sum[NPU_GATHER_ROWS][4];
-			memcpy(sum, surface + (size_t)m0 * 16, (size_t)count * 16);
-			for (unsigned t = 1; t < p->tiles; t++) {
-				const uint8_t *block = surface + t * p->tile_bytes + (size_t)m0 * 16;
-				for (unsigned m = 0; m < count; m++) {
-					float atom[4];
-					memcpy(atom, block + (size_t)m * 16, sizeof atom);
-					for (unsigned i = 0; i < 4; i++)
-						sum[m][i] += atom[i];
-				}
-			}
-			for (unsigned m = 0; m < count; m++)
-				memcpy(dst + (size_t)(m0 + m) * ldd + c0, sum[m], width * sizeof(float));
-		}
-	}
-}
+DEFINE_PARTIAL_SUM(i32, int32_t, uint32_t)
+DEFINE_PARTIAL_SUM(f32, float, float)
+#undef DEFINE_PARTIAL_SUM
 
 void rows_from_output_i32_scaled_c(float *dst, size_t ldd, const struct npu_partials *p,
 				   const struct npu_partial_scales *scales)
