@@ -20,6 +20,14 @@ from typing import Any
 
 from ansible_collections.rosenblatt.pipeline.plugins.module_utils.atomic_file import write_atomically
 
+# The options every report module takes (doc_fragments/report.py documents them).
+REPORT_SPEC: dict[str, dict[str, Any]] = {
+    "host": {"type": "str", "required": True},
+    "run": {"type": "str", "required": True},
+    "reports_dir": {"type": "path", "required": True},
+    "tolerance": {"type": "float", "default": 0.10},
+}
+
 PPL_LINE = re.compile(r"Final estimate: PPL = ([0-9.]+) \+/- ([0-9.]+)")
 
 
@@ -265,3 +273,21 @@ def write_report(directory: str, run: str, report: dict[str, Any],
     for suffix, text in outputs.items():
         for name in (run, "latest"):
             write_atomically(os.path.join(directory, name + suffix), text)
+
+
+def conclude(module: Any, directory: str, report: dict[str, Any],
+             markdown: Callable[[dict[str, Any], str | None], str] = render_markdown, *, returned: tuple[str, ...] = (),
+             **wording: str) -> None:
+    """Ends a report module: writes the report (not in check mode), then fails naming the Markdown report when
+    `failure` says so, else exits; the result names the files and carries report[key] for each returned key."""
+    params = module.params
+    base = os.path.join(directory, params["run"])
+    result = {"report": base + ".json", "markdown": base + ".md", "ok": report["ok"],
+              "regressions": report["regressions"], "changed": not module.check_mode,
+              **{key: report[key] for key in returned}}
+    if not module.check_mode:
+        write_report(directory, params["run"], report, markdown)
+    message = failure(params["host"], report, result["markdown"], params["fail_on_regression"], **wording)
+    if message:
+        module.fail_json(msg=message, **result)
+    module.exit_json(**result)

@@ -21,18 +21,6 @@ description:
     a different pick). Fails when a check fails, and on such changes when O(fail_on_regression) is true; the
     report is written either way.
 options:
-  host:
-    description: Inventory name of the board.
-    type: str
-    required: true
-  run:
-    description: Name of this run (a UTC timestamp).
-    type: str
-    required: true
-  reports_dir:
-    description: Controller folder for reports; one sub-folder per host.
-    type: path
-    required: true
   meta:
     description: C(board), C(model), C(runtime) facts for the report header.
     type: dict
@@ -56,14 +44,12 @@ options:
     description: Largest relative perplexity difference to CPU-only a configuration may have to be picked.
     type: float
     required: true
-  tolerance:
-    description: Largest relative slow-down against the previous report that is not a regression.
-    type: float
-    default: 0.10
   fail_on_regression:
     description: Fail when the comparison finds a regression.
     type: bool
     default: false
+extends_documentation_fragment:
+  - rosenblatt.pipeline.report
 author:
   - rosenblatt developers
 """
@@ -111,25 +97,22 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.rosenblatt.pipeline.plugins.module_utils.board_bench import build, render_markdown
 from ansible_collections.rosenblatt.pipeline.plugins.module_utils.inference_report import (
+    REPORT_SPEC,
     ReportError,
-    failure,
+    conclude,
     previous_report,
-    write_report,
 )
 
 
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "host": {"type": "str", "required": True},
-            "run": {"type": "str", "required": True},
-            "reports_dir": {"type": "path", "required": True},
+            **REPORT_SPEC,
             "meta": {"type": "dict", "required": True},
             "settings": {"type": "dict", "required": True},
             "results": {"type": "list", "elements": "dict", "required": True},
             "counters": {"type": "dict", "default": {}},
             "perplexity_bound": {"type": "float", "required": True},
-            "tolerance": {"type": "float", "default": 0.10},
             "fail_on_regression": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
@@ -140,16 +123,8 @@ def main() -> None:
         report = build({**params["settings"], **params}, previous_report(directory))
     except (ReportError, KeyError, ValueError) as exc:  # ValueError: a counters file that is not JSON
         module.fail_json(msg="%s: the bench outputs cannot be read: %s" % (params["host"], exc))
-    base = os.path.join(directory, params["run"])
-    result = {"report": base + ".json", "markdown": base + ".md", "ok": report["ok"], "picks": report["picks"],
-              "regressions": report["regressions"], "changed": not module.check_mode}
-    if not module.check_mode:
-        write_report(directory, params["run"], report, render_markdown)
-    message = failure(params["host"], report, result["markdown"], params["fail_on_regression"],
-                      failed="bench checks failed", regressed="changes against the previous run")
-    if message:
-        module.fail_json(msg=message, **result)
-    module.exit_json(**result)
+    conclude(module, directory, report, render_markdown, returned=("picks",), failed="bench checks failed",
+             regressed="changes against the previous run")
 
 
 if __name__ == "__main__":

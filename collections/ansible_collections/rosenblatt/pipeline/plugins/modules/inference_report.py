@@ -19,18 +19,6 @@ description:
     that passed before and fails now, is a regression. The module fails when a check fails, and on regressions
     when O(fail_on_regression) is true; the report is written either way.
 options:
-  host:
-    description: Inventory name of the board.
-    type: str
-    required: true
-  run:
-    description: Name of this run (a UTC timestamp).
-    type: str
-    required: true
-  reports_dir:
-    description: Controller folder for reports; one sub-folder per host.
-    type: path
-    required: true
   meta:
     description: C(device) (with C(description)), C(board), C(model), C(runtime) facts for the report header.
     type: dict
@@ -59,10 +47,6 @@ options:
     description: Largest relative perplexity difference to the reference that passes.
     type: float
     default: 0.02
-  tolerance:
-    description: Largest relative slow-down against the previous report that is not a regression.
-    type: float
-    default: 0.10
   checks:
     description: Further checks made by the caller, each C({name, ok, detail}).
     type: list
@@ -72,6 +56,8 @@ options:
     description: Fail when the comparison finds a regression.
     type: bool
     default: true
+extends_documentation_fragment:
+  - rosenblatt.pipeline.report
 author:
   - rosenblatt developers
 """
@@ -112,23 +98,21 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.rosenblatt.pipeline.plugins.module_utils.inference_report import (
+    REPORT_SPEC,
     ReportError,
     build_report,
     compare,
+    conclude,
     derived_checks,
-    failure,
     parse_llama_bench,
     previous_report,
-    write_report,
 )
 
 
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "host": {"type": "str", "required": True},
-            "run": {"type": "str", "required": True},
-            "reports_dir": {"type": "path", "required": True},
+            **REPORT_SPEC,
             "meta": {"type": "dict", "required": True},
             "reference": {"type": "str", "default": "CPU"},
             "bench": {"type": "dict", "default": {}},
@@ -136,7 +120,6 @@ def main() -> None:
             "completions": {"type": "dict", "default": {}},
             "agreement_chars": {"type": "int", "default": 32},
             "perplexity_bound": {"type": "float", "default": 0.02},
-            "tolerance": {"type": "float", "default": 0.10},
             "checks": {"type": "list", "elements": "dict", "default": []},
             "fail_on_regression": {"type": "bool", "default": True},
         },
@@ -152,15 +135,7 @@ def main() -> None:
     report = build_report(meta, bench, params["checks"] + checks, perplexity, params["completions"])
     directory = os.path.join(params["reports_dir"], params["host"])
     report["regressions"] = compare(previous_report(directory), report, params["tolerance"])
-    base = os.path.join(directory, params["run"])
-    result = {"report": base + ".json", "markdown": base + ".md", "ok": report["ok"],
-              "regressions": report["regressions"], "changed": not module.check_mode}
-    if not module.check_mode:
-        write_report(directory, params["run"], report)
-    message = failure(params["host"], report, result["markdown"], params["fail_on_regression"])
-    if message:
-        module.fail_json(msg=message, **result)
-    module.exit_json(**result)
+    conclude(module, directory, report)
 
 
 if __name__ == "__main__":
