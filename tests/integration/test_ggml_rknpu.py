@@ -84,7 +84,9 @@ EMULATED_DEVICE = "RK3588 NPU via rocket /dev/accel/accel0 (rocket DRM, emulated
     ({"GGML_RKNPU_PRECISION": "int8", "GGML_RKNPU_INT8_GROUP": "0"}, "model"),  # one scale per row and channel
     ({}, "rocket-emulated"),  # boltzmann's code path: libnpu's rocket backend, the UAPI, one fd per lane
     ({"GGML_RKNPU_PRECISION": "int8"}, "rocket-emulated"),
-], ids=["fp16", "int8-groups", "int8-rows", "fp16-rocket-emulated", "int8-groups-rocket-emulated"])
+    ({"GGML_RKNPU_PRECISION": "int8", "GGML_RKNPU_WAVE_ROWS": "4"}, "rocket-emulated"),  # each call in many jobs
+], ids=["fp16", "int8-groups", "int8-rows", "fp16-rocket-emulated", "int8-groups-rocket-emulated",
+        "int8-waves-of-4-rocket-emulated"])
 def test_backend_ops_mul_mat_passes_on_the_npu_path(runtime: Path, settings: dict[str, str], device: str) -> None:
     """llama.cpp's own test-backend-ops, RKNPU against the CPU backend, every MUL_MAT the backend claims; every
     batch size forced onto the NPU (GGML_RKNPU_MIN_BATCH=0)."""
@@ -104,6 +106,7 @@ def check_backend_ops(result: subprocess.CompletedProcess, device: str = MODEL_D
     assert tested == CLAIMED_TYPES, tested ^ CLAIMED_TYPES
     stats = npu_stats(result)
     assert stats["npu_ops"] == int(passed.group(1))
+    assert 0 <= stats["npu_exposed_seconds"] <= stats["npu_seconds"], stats
     assert "FAIL" not in result.stdout
 
 
@@ -169,6 +172,8 @@ def test_without_an_npu_or_with_a_bad_setting_the_backend_is_not_loaded_and_says
     assert "rknpu: not used: GGML_RKNPU_PRECISION is 'int4' (expected int8 or fp16)" in bad.stderr
     group = run(runtime, "test-backend-ops", "-b", "RKNPU", "-o", "MUL_MAT", npu={"GGML_RKNPU_INT8_GROUP": "100"})
     assert "GGML_RKNPU_INT8_GROUP is '100' (expected a whole number from 0 to 4096, a multiple of 32)" in group.stderr
+    waves = run(runtime, "test-backend-ops", "-b", "RKNPU", "-o", "MUL_MAT", npu={"GGML_RKNPU_WAVE_ROWS": "many"})
+    assert "GGML_RKNPU_WAVE_ROWS is 'many' (expected a whole number from 0 to 1048576)" in waves.stderr
 
 
 def measured(pattern: str, output: str) -> float:

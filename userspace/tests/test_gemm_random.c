@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "npu/jobs.h"
+#include "npu_internal.h" /* NPU_DEFAULT_WAVE_ROWS */
 #include "support.h"
 
 struct shape {
@@ -113,11 +114,30 @@ static void run_case(struct npu_dev *devs[3], const struct shape *s, unsigned in
 	struct npu_weight *weight = NULL;
 	CHECK_OK(npu_weight_prepare(dev, s->precision, s->n, s->k, b, &placement, &weight));
 	memset(c, 0x5a, (size_t)s->m * s->n * 4);
+	/* waves of rows: one, the default's, or a few to many small ones; results must not change */
+	static const unsigned wave_rows[] = {1u << 20, 128, 64, 17, 4};
+	unsigned rows = wave_rows[test_random_below(5)];
+	CHECK_OK(npu_set_wave_rows(dev, rows));
+	struct npu_weight_plan plan; /* waves are whole M tiles */
+	struct npu_row_plan row_plan;
+	CHECK_OK(npu_plan_weights_grouped(s->precision, s->n, s->k, s->k_group,
+					  placement.placement == NPU_PLACE_SPLIT_N ? lanes : 1, &plan));
+	CHECK_OK(npu_plan_rows(&plan, s->m, &row_plan));
+	unsigned per_wave = row_plan.mt <= rows ? rows / row_plan.mt * row_plan.mt : rows;
+	unsigned waves = (s->m + per_wave - 1) / per_wave;
 	struct npu_gemm_stats stats;
 	int status = npu_gemm(dev, weight, s->m, a, c, &stats);
-	CHECK(status == NPU_OK, "case %u %s M=%u N=%u K=%u k_group=%u lanes=%u placement=%d: %s", index,
+	CHECK(status == NPU_OK, "case %u %s M=%u N=%u K=%u k_group=%u lanes=%u placement=%d waves of %u rows: %s", index,
 	      s->precision == NPU_INT8 ? "int8" : "fp16", s->m, s->n, s->k, s->k_group, lanes, (int)placement.placement,
-	      npu_error());
+	      rows, npu_error());
+	unsigned used_lanes = 0;
+	for (unsigned lane = 0; lane < lanes; lane++)
+		used_lanes += npu_weight_lane_bytes(weight, lane) > 0;
+	CHECK(stats.waves == waves && stats.jobs == waves * used_lanes, "case %u M=%u, waves of %u rows on %u lanes: "
+	      "%u waves, %u jobs", index, s->m, rows, used_lanes, stats.waves, stats.jobs);
+	CHECK(stats.exposed_seconds >= 0 && stats.exposed_seconds <= stats.seconds && stats.device_seconds <= stats.seconds,
+	      "case %u: exposed %g s, device %g s of a %g s call", index, stats.exposed_seconds, stats.device_seconds,
+	      stats.seconds);
 	if (s->precision == NPU_INT8) {
 		int32_t *expected = malloc((size_t)s->m * s->n * 4);
 		reference_gemm_i8(expected, a, b, s->m, s->n, s->k);
@@ -139,6 +159,7 @@ static void run_case(struct npu_dev *devs[3], const struct shape *s, unsigned in
 	}
 	if (index % 4 == 0 || s->k_group)
 		check_f32_entry(dev, weight, s, b, index);
+	CHECK_OK(npu_set_wave_rows(dev, NPU_DEFAULT_WAVE_ROWS));
 	npu_weight_free(dev, weight);
 	free(a);
 	free(b);

@@ -18,6 +18,8 @@ static void check_null_arguments(struct npu_dev *dev)
 	CHECK_FAILS(npu_get_info(dev, NULL), NPU_ERR_INVALID, "NULL");
 	CHECK_FAILS(npu_set_threads(NULL, 2), NPU_ERR_INVALID, "NULL device");
 	CHECK_FAILS(npu_set_threads(dev, 0), NPU_ERR_INVALID, "0 threads");
+	CHECK_FAILS(npu_set_wave_rows(NULL, 64), NPU_ERR_INVALID, "NULL device");
+	CHECK_FAILS(npu_set_wave_rows(dev, 0), NPU_ERR_INVALID, "0 rows");
 	CHECK(npu_weight_lane_bytes(NULL, 0) == 0 && npu_weight_total_bytes(NULL) == 0 && npu_weight_k_groups(NULL) == 0,
 	      "getters of a NULL weight must return 0");
 	CHECK_FAILS(npu_bo_cpu_begin(dev, NULL, 0), NPU_ERR_INVALID, "BO is NULL");

@@ -55,6 +55,7 @@ int npu_open(struct npu_dev **out, const struct npu_open_options *options)
 		return status;
 	}
 	dev->threads = 1;
+	dev->wave_rows = NPU_DEFAULT_WAVE_ROWS;
 	*out = dev;
 	return NPU_OK;
 }
@@ -67,18 +68,28 @@ int npu_set_threads(struct npu_dev *dev, unsigned threads)
 	return NPU_OK;
 }
 
+int npu_set_wave_rows(struct npu_dev *dev, unsigned rows)
+{
+	if (!dev || rows == 0)
+		return npu_fail(NPU_ERR_INVALID, "npu_set_wave_rows: %s", dev ? "0 rows" : "NULL device");
+	dev->wave_rows = rows;
+	return NPU_OK;
+}
+
 static void destroy_scratch(struct npu_dev *dev)
 {
 	for (unsigned lane = 0; lane < dev->info.lanes; lane++) {
-		struct npu_lane_scratch *s = &dev->scratch[lane];
-		if (s->has_feature)
-			npu_bo_destroy(dev, &s->feature);
-		if (s->has_output)
-			npu_bo_destroy(dev, &s->output);
-		if (s->has_regcmd)
-			npu_bo_destroy(dev, &s->regcmd);
-		if (s->has_canary)
-			npu_bo_destroy(dev, &s->canary_input);
+		for (unsigned slot = 0; slot < NPU_JOB_SLOTS; slot++) {
+			struct npu_job_buffers *b = &dev->scratch[lane].slots[slot];
+			if (b->has_feature)
+				npu_bo_destroy(dev, &b->feature);
+			if (b->has_output)
+				npu_bo_destroy(dev, &b->output);
+			if (b->has_regcmd)
+				npu_bo_destroy(dev, &b->regcmd);
+			if (b->has_canary)
+				npu_bo_destroy(dev, &b->canary_input);
+		}
 	}
 }
 
@@ -87,7 +98,6 @@ void npu_close(struct npu_dev *dev)
 	if (!dev)
 		return;
 	destroy_scratch(dev);
-	free(dev->feature);
 	dev->ops->close(dev);
 	free(dev);
 }

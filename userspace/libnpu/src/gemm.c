@@ -1,15 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Prepared weights and the GEMM call: weight tiles placed once per lane, activations converted per
- * call, one job per lane (tasks in order, then a completion-canary task), outputs gathered back.
+ * call, in waves of rows with one job per lane each (tasks in order, then a completion-canary task),
+ * outputs gathered back.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "npu_internal.h"
+#include "npu_parallel.h"
 #include "npu_precision.h"
 
 #define JOB_WAIT_NS INT64_C(5000000000) /* the driver resets a job after 500 ms; this only bounds a stuck wait */
@@ -280,21 +281,75 @@ static int check_canary(const uint8_t *output, uint32_t sequence, unsigned lane)
 	return NPU_OK;
 }
 
+/*
+ * A call runs in waves of rows, each a GEMM of its own on every lane: while the NPU has one wave, the CPU
+ * converts the next and gathers the one before, and each lane keeps NPU_JOB_SLOTS waves' buffers so its
+ * next job is queued when it finishes the current one. Only the first wave's conversion and the last
+ * one's gather are left where no job is in flight.
+ */
 struct lane_job {
 	unsigned tasks;
 	size_t partial_bytes;  /* one K-tile's output for this lane's channels */
 	size_t canary_offset;  /* canary output inside the output BO */
 	uint32_t sequence;
-	int used;
-	int64_t submit_ns;     /* time inside SUBMIT (the software model computes there) */
+	int used;              /* submitted: it must be waited for, whatever else fails */
 };
 
-/* The lane's scratch BOs, grown to this call's sizes; the feature map copied in. */
+/* Writes the lane's columns of C: int32 or fp32 sums, or (scaled) f32 = sum over K groups of
+ * (float)acc * row * column (one group unless the weight is grouped). */
+struct gather_target {
+	void *c;                   /* int32_t / float [M][N] */
+	const float *row_scales;   /* non-NULL: INT8 output dequantized into float c; [groups][M] */
+	const float *column_scales; /* [groups][N] */
+};
+
+/* The activations as the caller gave them: rows already in the weight's precision (npu_gemm) or f32 to
+ * convert (npu_gemm_f32; INT8 row scales are written per wave at row_scales + m0 x groups, [groups][rows]). */
+struct call_input {
+	const void *a;
+	unsigned element_bytes;
+	float *row_scales;
+};
+
+struct wave {
+	unsigned m0;                  /* its first row */
+	struct npu_row_plan rows;
+	struct lane_job jobs[NPU_MAX_LANES];
+	float *row_scales;            /* its rows' INT8 scales, [groups][rows], which the conversion writes */
+	struct gather_target target;  /* its rows of C (and of the scales when the gather dequantizes) */
+	int64_t submitted_ns, waited_ns; /* its jobs are in flight in between: CPU work then is hidden */
+};
+
+struct gemm_call {
+	struct npu_dev *dev;
+	const struct npu_weight *w;
+	struct call_input input;
+	struct gather_target target;
+	unsigned m, wave_rows, waves;
+	struct wave *wave;             /* [waves] */
+	unsigned jobs, tasks;
+	int64_t device_ns;             /* inside SUBMIT and waiting */
+	int lane_status[NPU_MAX_LANES];
+	int status;                    /* the first failure; its message below */
+	int stopped;                   /* a wave could not be started: start no more */
+	char message[512];
+};
+
+static void record_failure(struct gemm_call *call, unsigned lane, int status)
+{
+	if (!call->status) {
+		call->status = status;
+		snprintf(call->message, sizeof call->message, "%s", npu_error());
+	}
+	if (!call->lane_status[lane])
+		call->lane_status[lane] = status;
+}
+
+/* The lane's scratch BOs of this slot, grown to the wave's sizes. */
 static int lane_job_buffers(struct npu_dev *dev, const struct npu_weight *w, const struct npu_row_plan *rows,
-			    unsigned lane, const uint8_t *feature, size_t feature_bytes, struct lane_job *job)
+			    unsigned lane, struct npu_job_buffers *b, struct lane_job *job)
 {
 	const struct npu_weight_plan *p = &w->plan;
-	struct npu_lane_scratch *s = &dev->scratch[lane];
 	unsigned tiles = 0;
 	for (unsigned j = 0; j < p->n_tiles; j++)
 		tiles += w->tile_lane[j] == lane;
@@ -303,22 +358,20 @@ static int lane_job_buffers(struct npu_dev *dev, const struct npu_weight *w, con
 	job->canary_offset = job->partial_bytes * p->k_tiles;
 	size_t regcmd_bytes = (size_t)job->tasks * NPU_TASK_WORDS * 8;
 	int status;
-	if ((status = ensure_bo(dev, lane, &s->feature, &s->has_feature, feature_bytes)) ||
-	    (status = ensure_bo(dev, lane, &s->output, &s->has_output, job->canary_offset + CANARY_OUTPUT_BYTES)) ||
-	    (status = ensure_bo(dev, lane, &s->regcmd, &s->has_regcmd, regcmd_bytes)) ||
-	    (status = ensure_bo(dev, lane, &s->canary_input, &s->has_canary, CANARY_INPUT_BYTES)))
+	if ((status = ensure_bo(dev, lane, &b->feature, &b->has_feature, npu_feature_bytes(p, rows))) ||
+	    (status = ensure_bo(dev, lane, &b->output, &b->has_output, job->canary_offset + CANARY_OUTPUT_BYTES)) ||
+	    (status = ensure_bo(dev, lane, &b->regcmd, &b->has_regcmd, regcmd_bytes)) ||
+	    (status = ensure_bo(dev, lane, &b->canary_input, &b->has_canary, CANARY_INPUT_BYTES)))
 		return status;
-	memcpy(s->feature.map, feature, feature_bytes);
 	return NPU_OK;
 }
 
 /* One task per (N tile of this lane, K tile, M tile); each K tile writes its own partial output. */
-static int lane_job_commands(struct npu_dev *dev, const struct npu_weight *w, const struct npu_row_plan *rows,
-			     unsigned lane, const struct lane_job *job)
+static int lane_job_commands(const struct npu_weight *w, const struct npu_row_plan *rows, unsigned lane,
+			     const struct npu_job_buffers *b, const struct lane_job *job)
 {
 	const struct npu_weight_plan *p = &w->plan;
-	struct npu_lane_scratch *s = &dev->scratch[lane];
-	uint64_t *words = s->regcmd.map;
+	uint64_t *words = b->regcmd.map;
 	const struct npu_bo *wbo = &w->lanes[lane].bo;
 	unsigned task = 0;
 	int status;
@@ -333,11 +386,11 @@ static int lane_job_commands(struct npu_dev *dev, const struct npu_weight *w, co
 				struct npu_task_geometry g = {
 					.precision = p->precision, .mt = mt, .nt = nt, .kt = kt,
 					.feature_rows = rows->mp, .output_rows = rows->mp,
-					.feature_address = (uint32_t)(s->feature.dma_address +
+					.feature_address = (uint32_t)(b->feature.dma_address +
 								      ((size_t)(k0 / p->feature_c2) * rows->mp + m0) * 16),
 					.weight_address = (uint32_t)(wbo->dma_address +
 								     w->tile_offset[(size_t)j * p->k_tiles + i]),
-					.output_address = (uint32_t)(s->output.dma_address + i * job->partial_bytes +
+					.output_address = (uint32_t)(b->output.dma_address + i * job->partial_bytes +
 								     ((size_t)(w->tile_channel[j] / 4) * rows->mp + m0) * 16),
 				};
 				if ((status = npu_emit_gemm_task(&g, words + (size_t)task * NPU_TASK_WORDS)))
@@ -351,65 +404,129 @@ static int lane_job_commands(struct npu_dev *dev, const struct npu_weight *w, co
 
 /* The job's last task copies this job's sequence number to poisoned output: only a job that ran to its
  * end leaves it there (the driver's SUBMIT says nothing about a rejected or reset job). */
-static int lane_job_canary(struct npu_dev *dev, unsigned lane, struct lane_job *job)
+static int lane_job_canary(struct npu_lane_scratch *s, const struct npu_job_buffers *b, struct lane_job *job)
 {
-	struct npu_lane_scratch *s = &dev->scratch[lane];
 	job->sequence = ++s->sequence;
-	write_canary_input(s->canary_input.map, job->sequence);
-	memset((uint8_t *)s->output.map + job->canary_offset, CANARY_POISON, CANARY_OUTPUT_BYTES);
+	write_canary_input(b->canary_input.map, job->sequence);
+	memset((uint8_t *)b->output.map + job->canary_offset, CANARY_POISON, CANARY_OUTPUT_BYTES);
 	struct npu_task_geometry canary = {
 		.precision = NPU_INT8, .mt = CANARY_ROWS, .nt = CANARY_CHANNELS, .kt = CANARY_CHANNELS,
 		.feature_rows = CANARY_ROWS, .output_rows = CANARY_ROWS,
-		.feature_address = (uint32_t)s->canary_input.dma_address,
-		.weight_address = (uint32_t)(s->canary_input.dma_address + CANARY_FEATURE_BYTES),
-		.output_address = (uint32_t)(s->output.dma_address + job->canary_offset),
+		.feature_address = (uint32_t)b->canary_input.dma_address,
+		.weight_address = (uint32_t)(b->canary_input.dma_address + CANARY_FEATURE_BYTES),
+		.output_address = (uint32_t)(b->output.dma_address + job->canary_offset),
 	};
-	uint64_t *words = s->regcmd.map;
+	uint64_t *words = b->regcmd.map;
 	return npu_emit_gemm_task(&canary, words + (size_t)(job->tasks - 1) * NPU_TASK_WORDS);
 }
 
 /* Hands the buffers to the NPU and submits the job's tasks in order. */
-static int lane_job_submit(struct npu_dev *dev, const struct npu_weight *w, unsigned lane, struct lane_job *job)
+static int lane_job_submit(struct gemm_call *call, unsigned lane, const struct npu_job_buffers *b,
+			   struct lane_job *job)
 {
-	struct npu_lane_scratch *s = &dev->scratch[lane];
+	struct npu_dev *dev = call->dev;
 	int status;
-	if ((status = npu_bo_cpu_end(dev, &s->feature)) || (status = npu_bo_cpu_end(dev, &s->regcmd)) ||
-	    (status = npu_bo_cpu_end(dev, &s->canary_input)) || (status = npu_bo_cpu_end(dev, &s->output)))
+	if ((status = npu_bo_cpu_end(dev, &b->feature)) || (status = npu_bo_cpu_end(dev, &b->regcmd)) ||
+	    (status = npu_bo_cpu_end(dev, &b->canary_input)) || (status = npu_bo_cpu_end(dev, &b->output)))
 		return status;
 	struct npu_task *tasks = malloc(job->tasks * sizeof *tasks);
 	if (!tasks)
 		return npu_fail(NPU_ERR_NOMEM, "out of memory");
 	for (unsigned t = 0; t < job->tasks; t++) {
-		tasks[t].regcmd = (uint32_t)(s->regcmd.dma_address + (size_t)t * NPU_TASK_WORDS * 8);
+		tasks[t].regcmd = (uint32_t)(b->regcmd.dma_address + (size_t)t * NPU_TASK_WORDS * 8);
 		tasks[t].regcmd_count = NPU_TASK_WORDS;
 	}
-	const struct npu_bo *in_bos[] = {&s->feature, &s->regcmd, &s->canary_input, &w->lanes[lane].bo};
-	const struct npu_bo *out_bos[] = {&s->output};
+	const struct npu_bo *in_bos[] = {&b->feature, &b->regcmd, &b->canary_input, &call->w->lanes[lane].bo};
+	const struct npu_bo *out_bos[] = {&b->output};
 	int64_t submit_start = npu_monotonic_ns();
 	status = npu_submit(dev, lane, tasks, job->tasks, in_bos, 4, out_bos, 1);
-	job->submit_ns = npu_monotonic_ns() - submit_start;
+	call->device_ns += npu_monotonic_ns() - submit_start;
 	free(tasks);
 	job->used = !status;
 	return status;
 }
 
-static int build_lane_job(struct npu_dev *dev, const struct npu_weight *w, const struct npu_row_plan *rows,
-			  unsigned lane, const uint8_t *feature, size_t feature_bytes, struct lane_job *job)
+/* The wave's rows of A into the feature map at dst. */
+static int convert_wave(const struct gemm_call *call, const struct wave *wave, uint8_t *dst)
 {
-	int status;
-	if ((status = lane_job_buffers(dev, w, rows, lane, feature, feature_bytes, job)) ||
-	    (status = lane_job_commands(dev, w, rows, lane, job)) || (status = lane_job_canary(dev, lane, job)))
-		return status;
-	return lane_job_submit(dev, w, lane, job);
+	const struct npu_weight_plan *p = &call->w->plan;
+	const struct npu_layout_ops *ops = npu_layout_ops();
+	const uint8_t *a = (const uint8_t *)call->input.a + (size_t)wave->m0 * p->k * call->input.element_bytes;
+	unsigned rows = wave->rows.m;
+	if (call->input.element_bytes == sizeof(float)) {
+		struct npu_f32_feature f = {
+			.precision = p->precision, .a = (const float *)(const void *)a, .rows = rows, .cols = p->k,
+			.rows_padded = wave->rows.mp, .cols_padded = p->kp,
+			.group = p->k_grouped ? p->kt : p->k, /* one group covers K unless grouped */
+			.scales = wave->row_scales, .dst = dst,
+		};
+		return npu_feature_from_f32(&f, call->dev->threads);
+	}
+	if (p->precision == NPU_INT8)
+		ops->feature_from_rows_i8(dst, (const int8_t *)a, rows, p->k, p->k, wave->rows.mp, p->kp);
+	else
+		ops->feature_from_rows_f16(dst, (const uint16_t *)(const void *)a, rows, p->k, p->k, wave->rows.mp, p->kp);
+	return NPU_OK;
 }
 
-/* Writes the lane's columns of C: int32 or fp32 sums, or (scaled) f32 = sum over K groups of
- * (float)acc * row * column (one group unless the weight is grouped). */
-struct gather_target {
-	void *c;                   /* int32_t / float [M][N] */
-	const float *row_scales;   /* non-NULL: INT8 output dequantized into float c; [groups][M] */
-	const float *column_scales; /* [groups][N] */
-};
+/* One lane's job of the wave: the feature map converted into the first lane's buffer and copied to the
+ * others (each lane is its own NPU address space), commands, canary, SUBMIT. */
+static int start_lane(struct gemm_call *call, struct wave *wave, unsigned lane, unsigned slot,
+		      const uint8_t **feature)
+{
+	struct npu_lane_scratch *s = &call->dev->scratch[lane];
+	struct npu_job_buffers *b = &s->slots[slot];
+	struct lane_job *job = &wave->jobs[lane];
+	size_t feature_bytes = npu_feature_bytes(&call->w->plan, &wave->rows);
+	int status = lane_job_buffers(call->dev, call->w, &wave->rows, lane, b, job);
+	if (status)
+		return status;
+	if (*feature)
+		memcpy(b->feature.map, *feature, feature_bytes);
+	else if ((status = convert_wave(call, wave, b->feature.map)))
+		return status;
+	*feature = b->feature.map;
+	if ((status = lane_job_commands(call->w, &wave->rows, lane, b, job)) || (status = lane_job_canary(s, b, job)))
+		return status;
+	int64_t submit_start = npu_monotonic_ns();
+	if ((status = lane_job_submit(call, lane, b, job)))
+		return status;
+	if (!wave->submitted_ns)
+		wave->submitted_ns = submit_start;
+	call->jobs++;
+	call->tasks += job->tasks;
+	return NPU_OK;
+}
+
+static void start_wave(struct gemm_call *call, unsigned index)
+{
+	const struct npu_weight_plan *p = &call->w->plan;
+	struct wave *wave = &call->wave[index];
+	wave->m0 = index * call->wave_rows;
+	unsigned rows = call->m - wave->m0 < call->wave_rows ? call->m - wave->m0 : call->wave_rows;
+	int status = npu_plan_rows(p, rows, &wave->rows);
+	if (status) {
+		record_failure(call, 0, status);
+		call->stopped = 1;
+		return;
+	}
+	float *row_scales = call->input.row_scales;
+	wave->row_scales = row_scales ? row_scales + (size_t)wave->m0 * npu_weight_k_groups(call->w) : NULL;
+	wave->target = (struct gather_target){
+		(uint8_t *)call->target.c + (size_t)wave->m0 * p->n * 4, /* int32 or float */
+		call->target.row_scales ? wave->row_scales : NULL, call->target.column_scales,
+	};
+	const uint8_t *feature = NULL;
+	for (unsigned lane = 0; lane < call->dev->info.lanes; lane++) {
+		if (!call->w->lanes[lane].placed)
+			continue;
+		if ((status = start_lane(call, wave, lane, index % NPU_JOB_SLOTS, &feature))) {
+			record_failure(call, lane, status);
+			call->stopped = 1;
+			return;
+		}
+	}
+}
 
 static void gather_lane(const struct npu_weight *w, const struct npu_row_plan *rows, unsigned lane,
 			const struct lane_job *job, const uint8_t *output, const struct gather_target *target)
@@ -438,115 +555,114 @@ static void gather_lane(const struct npu_weight *w, const struct npu_row_plan *r
 	}
 }
 
-/* Waiting for one lane's job, checking its canary and gathering its columns of C. Lanes write disjoint
- * columns, so they finish in parallel threads: the gather is the largest CPU share of a grouped GEMM. */
-struct lane_finish {
-	struct npu_dev *dev;
-	const struct npu_weight *w;
-	const struct npu_row_plan *rows;
-	const struct gather_target *target;
-	const struct lane_job *job;
-	unsigned lane;
-	int status;
-	int64_t wait_ns;
-	char message[512]; /* npu_error() of the thread that finished the lane */
+/* Lanes write disjoint columns, so they gather in parallel: the gather is the largest CPU share of a
+ * grouped GEMM. */
+struct wave_gather {
+	const struct gemm_call *call;
+	const struct wave *wave;
+	unsigned slot;
+	unsigned lanes[NPU_MAX_LANES];
 };
 
-static void *finish_lane(void *argument)
+static void gather_lanes(void *context, unsigned index, size_t begin, size_t end)
 {
-	struct lane_finish *f = argument;
-	struct npu_lane_scratch *s = &f->dev->scratch[f->lane];
-	int64_t wait_start = npu_monotonic_ns();
-	f->status = npu_bo_cpu_begin(f->dev, &s->output, JOB_WAIT_NS);
-	f->wait_ns = npu_monotonic_ns() - wait_start;
-	if (!f->status)
-		f->status = check_canary((const uint8_t *)s->output.map + f->job->canary_offset, f->job->sequence, f->lane);
-	if (!f->status)
-		gather_lane(f->w, f->rows, f->lane, f->job, s->output.map, f->target);
-	if (f->status)
-		snprintf(f->message, sizeof f->message, "%s", npu_error());
-	return NULL;
+	const struct wave_gather *g = context;
+	(void)index;
+	for (size_t i = begin; i < end; i++) {
+		unsigned lane = g->lanes[i];
+		const struct npu_bo *output = &g->call->dev->scratch[lane].slots[g->slot].output;
+		gather_lane(g->call->w, &g->wave->rows, lane, &g->wave->jobs[lane], output->map, &g->wave->target);
+	}
 }
 
-/* The call's row tiling, and the feature map buffer it needs, kept in the device between calls: a fresh
- * allocation of megabytes pays its page faults again on every call. */
-static int plan_call(struct npu_dev *dev, const struct npu_weight_plan *p, unsigned m, struct npu_row_plan *rows)
+/* Waits for the wave's jobs (every one submitted, even after a failure, so no buffer is reused while the
+ * NPU may still read or write it), checks their canaries and gathers the columns of C of every lane
+ * that has not failed: a lost job fails its lane, and the others are still checked. */
+static void finish_wave(struct gemm_call *call, unsigned index)
 {
-	int status = npu_plan_rows(p, m, rows);
+	struct wave *wave = &call->wave[index];
+	struct wave_gather gather = {call, wave, index % NPU_JOB_SLOTS, {0}};
+	unsigned lanes = 0;
+	for (unsigned lane = 0; lane < call->dev->info.lanes; lane++) {
+		const struct lane_job *job = &wave->jobs[lane];
+		if (!job->used)
+			continue;
+		const struct npu_bo *output = &call->dev->scratch[lane].slots[gather.slot].output;
+		int64_t wait_start = npu_monotonic_ns();
+		int status = npu_bo_cpu_begin(call->dev, output, JOB_WAIT_NS);
+		call->device_ns += npu_monotonic_ns() - wait_start;
+		if (!status)
+			status = check_canary((const uint8_t *)output->map + job->canary_offset, job->sequence, lane);
+		if (status)
+			record_failure(call, lane, status);
+		if (!call->lane_status[lane])
+			gather.lanes[lanes++] = lane;
+	}
+	wave->waited_ns = npu_monotonic_ns();
+	if (lanes)
+		npu_parallel_for(lanes, lanes, gather_lanes, &gather);
+}
+
+/* Of the call's time, how long some wave was in flight. */
+static int64_t in_flight_ns(const struct wave *waves, unsigned count)
+{
+	int64_t total = 0, covered = INT64_MIN;
+	for (unsigned i = 0; i < count; i++) {
+		if (!waves[i].submitted_ns)
+			continue;
+		int64_t begin = waves[i].submitted_ns > covered ? waves[i].submitted_ns : covered;
+		if (waves[i].waited_ns > begin)
+			total += waves[i].waited_ns - begin;
+		if (waves[i].waited_ns > covered)
+			covered = waves[i].waited_ns;
+	}
+	return total;
+}
+
+/* Waves of whole M tiles of the call's row plan, so the NPU runs the same tasks as in one wave (plus a
+ * canary task per job); a tile longer than a wave is cut to the wave, its weights then loaded once per
+ * wave. */
+static int plan_waves(struct gemm_call *call)
+{
+	struct npu_row_plan rows;
+	int status = npu_plan_rows(&call->w->plan, call->m, &rows);
 	if (status)
 		return status;
-	size_t bytes = npu_feature_bytes(p, rows);
-	if (dev->feature_bytes < bytes) {
-		free(dev->feature);
-		dev->feature = malloc(bytes);
-		dev->feature_bytes = dev->feature ? bytes : 0;
-	}
-	if (!dev->feature)
-		return npu_fail(NPU_ERR_NOMEM, "out of memory for a %zu-byte feature map", bytes);
+	unsigned wave_rows = call->dev->wave_rows;
+	call->wave_rows = rows.mt <= wave_rows ? wave_rows / rows.mt * rows.mt : wave_rows;
+	call->waves = npu_div_up(call->m, call->wave_rows);
 	return NPU_OK;
 }
 
-/* Submits the jobs of C = A x B on every lane holding tiles, A being the feature map in dev->feature, and
- * gathers C into the target. */
-static int run_gemm(struct npu_dev *dev, const struct npu_weight *w, const struct npu_row_plan *row_plan,
-		    const struct gather_target *target, struct npu_gemm_stats *stats, int64_t start)
+/* C = A x B in waves: up to NPU_JOB_SLOTS waves started ahead of the oldest one not yet finished. */
+static int run_gemm(struct gemm_call *call, struct npu_gemm_stats *stats, int64_t start)
 {
-	const struct npu_row_plan rows = *row_plan;
-	const uint8_t *feature = dev->feature;
-	size_t feature_bytes = npu_feature_bytes(&w->plan, &rows);
-	int status = NPU_OK;
-	struct lane_job jobs[NPU_MAX_LANES] = {0};
-	int lane_status[NPU_MAX_LANES] = {0};
-	unsigned tasks = 0, job_count = 0;
-	/* Submit on every lane first so the cores run in parallel, then wait. */
-	for (unsigned lane = 0; lane < dev->info.lanes && !status; lane++) {
-		if (!w->lanes[lane].placed)
-			continue;
-		status = build_lane_job(dev, w, &rows, lane, feature, feature_bytes, &jobs[lane]);
-		lane_status[lane] = status;
-		tasks += jobs[lane].tasks;
-		job_count++;
+	int status = plan_waves(call);
+	if (status)
+		return status;
+	call->wave = calloc(call->waves, sizeof *call->wave);
+	if (!call->wave)
+		return npu_fail(NPU_ERR_NOMEM, "out of memory for %u waves", call->waves);
+	unsigned started = 0, finished = 0;
+	while (finished < started || (started < call->waves && !call->stopped)) {
+		if (!call->stopped && started < call->waves && started - finished < NPU_JOB_SLOTS)
+			start_wave(call, started++);
+		else
+			finish_wave(call, finished++);
 	}
-	int first_error = status;
-	char message[512] = "";
-	if (first_error)
-		memcpy(message, npu_error(), sizeof message - 1);
-	int64_t device_ns = 0, longest_wait = 0;
-	struct lane_finish finish[NPU_MAX_LANES];
-	pthread_t threads[NPU_MAX_LANES];
-	int threaded[NPU_MAX_LANES] = {0};
-	for (unsigned lane = 0; lane < dev->info.lanes; lane++) {
-		device_ns += jobs[lane].submit_ns;
-		if (!jobs[lane].used)
-			continue;
-		finish[lane] = (struct lane_finish){dev, w, &rows, target, &jobs[lane], lane, NPU_OK, 0, ""};
-		/* one lane (or no thread to be had): finish it here */
-		threaded[lane] = job_count > 1 && !pthread_create(&threads[lane], NULL, finish_lane, &finish[lane]);
-		if (!threaded[lane])
-			finish_lane(&finish[lane]);
-	}
-	for (unsigned lane = 0; lane < dev->info.lanes; lane++) {
-		if (!jobs[lane].used)
-			continue;
-		if (threaded[lane])
-			pthread_join(threads[lane], NULL);
-		longest_wait = finish[lane].wait_ns > longest_wait ? finish[lane].wait_ns : longest_wait;
-		lane_status[lane] = finish[lane].status;
-		if (finish[lane].status && !first_error) {
-			first_error = finish[lane].status;
-			memcpy(message, finish[lane].message, sizeof message);
-		}
-	}
-	device_ns += longest_wait; /* the lanes are waited for at the same time */
 	if (stats) {
-		stats->jobs = job_count;
-		stats->tasks = tasks;
-		stats->seconds = (double)(npu_monotonic_ns() - start) / 1e9;
-		stats->device_seconds = (double)device_ns / 1e9;
-		memcpy(stats->lane_status, lane_status, sizeof lane_status);
+		int64_t wall = npu_monotonic_ns() - start;
+		stats->jobs = call->jobs;
+		stats->tasks = call->tasks;
+		stats->waves = started;
+		stats->seconds = (double)wall / 1e9;
+		stats->device_seconds = (double)call->device_ns / 1e9;
+		stats->exposed_seconds = (double)(wall - in_flight_ns(call->wave, started)) / 1e9;
+		memcpy(stats->lane_status, call->lane_status, sizeof call->lane_status);
 	}
-	if (first_error)
-		return npu_fail(first_error, "%s", message);
+	free(call->wave);
+	if (call->status)
+		return npu_fail(call->status, "%s", call->message);
 	return NPU_OK;
 }
 
@@ -561,18 +677,11 @@ int npu_gemm(struct npu_dev *dev, const struct npu_weight *w, unsigned m, const 
 	if (check_elements(a_mk, info->in_bytes, info->name, "activations a_mk") ||
 	    check_elements(c_mn, info->out_bytes, info->out_type, "results c_mn"))
 		return NPU_ERR_INVALID;
-	int64_t start = npu_monotonic_ns();
-	const struct npu_weight_plan *p = &w->plan;
-	struct npu_row_plan rows;
-	int status = plan_call(dev, p, m, &rows);
-	if (status)
-		return status;
-	if (p->precision == NPU_INT8)
-		npu_layout_ops()->feature_from_rows_i8(dev->feature, a_mk, m, p->k, p->k, rows.mp, p->kp);
-	else
-		npu_layout_ops()->feature_from_rows_f16(dev->feature, a_mk, m, p->k, p->k, rows.mp, p->kp);
-	struct gather_target target = {c_mn, NULL, NULL};
-	return run_gemm(dev, w, &rows, &target, stats, start);
+	if (m == 0)
+		return npu_fail(NPU_ERR_INVALID, "empty activation matrix: M=0");
+	struct gemm_call call = {.dev = dev, .w = w, .input = {a_mk, info->in_bytes, NULL}, .target = {c_mn, NULL, NULL},
+				 .m = m};
+	return run_gemm(&call, stats, npu_monotonic_ns());
 }
 
 int npu_gemm_f32(struct npu_dev *dev, const struct npu_weight *w, unsigned m, const float *a_mk, float *c_mn,
@@ -588,21 +697,10 @@ int npu_gemm_f32(struct npu_dev *dev, const struct npu_weight *w, unsigned m, co
 		return npu_fail(NPU_ERR_INVALID, "empty activation matrix: M=0");
 	int64_t start = npu_monotonic_ns();
 	const struct npu_weight_plan *p = &w->plan;
-	struct npu_row_plan rows;
-	int status = plan_call(dev, p, m, &rows);
-	if (status)
-		return status;
-	struct npu_f32_feature feature = {
-		.precision = p->precision, .a = a_mk, .rows = m, .cols = p->k, .rows_padded = rows.mp,
-		.cols_padded = p->kp, .group = p->k_grouped ? p->kt : p->k, /* one group covers K unless grouped */
-		.dst = dev->feature,
-	};
-	if (p->precision == NPU_FP16) {
-		struct gather_target target = {c_mn, NULL, NULL};
-		if ((status = npu_feature_from_f32(&feature, dev->threads)))
-			return status;
-		return run_gemm(dev, w, &rows, &target, stats, start);
-	}
+	struct gemm_call call = {.dev = dev, .w = w, .input = {a_mk, sizeof(float), NULL}, .target = {c_mn, NULL, NULL},
+				 .m = m};
+	if (p->precision == NPU_FP16)
+		return run_gemm(&call, stats, start);
 	unsigned groups = npu_weight_k_groups(w);
 	float *row_scales = malloc((size_t)m * groups * sizeof *row_scales);
 	float *ones = w->column_scales ? NULL : malloc((size_t)p->n * groups * sizeof *ones);
@@ -615,17 +713,11 @@ int npu_gemm_f32(struct npu_dev *dev, const struct npu_weight *w, unsigned m, co
 	for (size_t j = 0; ones && j < (size_t)p->n * groups; j++)
 		ones[j] = 1.0f;
 	const float *column_scales = w->column_scales ? w->column_scales : ones;
-	feature.scales = row_scales; /* [groups][M], as the gather reads them */
-	status = npu_feature_from_f32(&feature, dev->threads);
-	if (!status && sums) {
-		struct gather_target target = {sums, NULL, NULL};
-		status = run_gemm(dev, w, &rows, &target, stats, start);
-		for (size_t i = 0; !status && i < (size_t)m * p->n; i++)
-			c_mn[i] = (float)sums[i] * row_scales[i / p->n] * column_scales[i % p->n];
-	} else if (!status) {
-		struct gather_target target = {c_mn, row_scales, column_scales};
-		status = run_gemm(dev, w, &rows, &target, stats, start);
-	}
+	call.input.row_scales = row_scales; /* [groups][rows] per wave, as the gather reads them */
+	call.target = sums ? (struct gather_target){sums, NULL, NULL} : (struct gather_target){c_mn, row_scales, column_scales};
+	int status = run_gemm(&call, stats, start);
+	for (size_t i = 0; sums && !status && i < (size_t)m * p->n; i++)
+		c_mn[i] = (float)sums[i] * row_scales[i / p->n] * column_scales[i % p->n];
 	if (!status && stats)
 		stats->seconds = (double)(npu_monotonic_ns() - start) / 1e9;
 	free(row_scales), free(ones), free(sums);

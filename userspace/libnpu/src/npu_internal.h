@@ -36,12 +36,22 @@ struct npu_backend_ops {
 	void (*close)(struct npu_dev *dev);
 };
 
-struct npu_lane_scratch {
+/* Waves of one call a lane holds buffers for: one the NPU runs, one queued behind it, one the CPU
+ * prepares or gathers (gemm.c). */
+#define NPU_JOB_SLOTS 3u
+#define NPU_DEFAULT_WAVE_ROWS 128u
+
+/* The buffers of one job. */
+struct npu_job_buffers {
 	struct npu_bo feature;      /* A in NC1HWC2 */
 	struct npu_bo output;       /* partial outputs + canary output */
 	struct npu_bo regcmd;       /* register commands of all tasks */
 	struct npu_bo canary_input; /* canary task: A (4x32 int8) and B (32x32 identity) */
 	int has_feature, has_output, has_regcmd, has_canary;
+};
+
+struct npu_lane_scratch {
+	struct npu_job_buffers slots[NPU_JOB_SLOTS];
 	uint32_t sequence;          /* job counter: the canary value of the next job */
 };
 
@@ -67,8 +77,7 @@ struct npu_dev {
 	struct npu_dev_info info;
 	struct npu_lane_scratch scratch[NPU_MAX_LANES];
 	unsigned threads;           /* CPU threads for the conversions of npu_gemm_f32 (npu_set_threads) */
-	uint8_t *feature;           /* the last call's feature map, kept so a call of the same size reuses it */
-	size_t feature_bytes;
+	unsigned wave_rows;         /* rows per wave of a GEMM call (npu_set_wave_rows) */
 };
 
 int npu_rocket_open(struct npu_dev *dev, const struct npu_open_options *options);

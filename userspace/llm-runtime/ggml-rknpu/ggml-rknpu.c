@@ -53,6 +53,7 @@ struct rknpu_stats {
 	uint64_t npu_ops, npu_macs;
 	uint64_t weights_converted, weight_npu_bytes, weight_source_bytes;
 	double convert_seconds, npu_seconds, npu_device_seconds;
+	double npu_exposed_seconds; /* of npu_seconds, with no NPU job in flight (npu_gemm_stats) */
 };
 
 struct rknpu_device {
@@ -60,6 +61,7 @@ struct rknpu_device {
 	enum npu_precision precision;
 	unsigned min_batch;
 	unsigned int8_group; /* 0: one scale per output channel and activation row */
+	unsigned wave_rows;  /* GGML_RKNPU_WAVE_ROWS; 0: libnpu's default (npu_set_wave_rows) */
 	unsigned threads;    /* the CPU threads libnpu converts activations with (llama.cpp's count) */
 	char description[256];
 	char open_error[256];
@@ -129,7 +131,8 @@ static bool rknpu_parse_settings(struct rknpu_device *device)
 	device->int8_group = RKNPU_DEFAULT_INT8_GROUP;
 	device->stats_path = getenv("GGML_RKNPU_STATS");
 	return rknpu_setting(device, "GGML_RKNPU_MIN_BATCH", 1u << 20, 1, &device->min_batch) &&
-	       rknpu_setting(device, "GGML_RKNPU_INT8_GROUP", 4096, 32, &device->int8_group);
+	       rknpu_setting(device, "GGML_RKNPU_INT8_GROUP", 4096, 32, &device->int8_group) &&
+	       rknpu_setting(device, "GGML_RKNPU_WAVE_ROWS", 1u << 20, 1, &device->wave_rows);
 }
 
 static void rknpu_open_device(void)
@@ -148,6 +151,8 @@ static void rknpu_open_device(void)
 	}
 	npu_get_info(device->npu, &info);
 	device->threads = 1; /* libnpu's own until llama.cpp gives its count */
+	if (device->wave_rows)
+		npu_set_wave_rows(device->npu, device->wave_rows);
 	if (device->precision == NPU_INT8 && device->int8_group)
 		snprintf(precision, sizeof(precision), "INT8 GEMM, K groups of %u", device->int8_group);
 	else {
@@ -502,11 +507,12 @@ static void rknpu_write_stats(const struct rknpu_device *device)
 	fprintf(out,
 		", \"precision\": \"%s\", \"int8_group\": %u, \"min_batch\": %u, \"threads\": %u, \"npu_ops\": %" PRIu64
 		", \"npu_macs\": %" PRIu64 ", \"npu_seconds\": %.6f, \"npu_device_seconds\": %.6f"
+		", \"npu_exposed_seconds\": %.6f"
 		", \"weights_converted\": %" PRIu64 ", \"weight_npu_bytes\": %" PRIu64
 		", \"weight_source_bytes\": %" PRIu64 ", \"convert_seconds\": %.6f}\n",
 		npu_precision_name(device->precision),
 		device->precision == NPU_INT8 ? device->int8_group : 0, device->min_batch, device->threads, stats->npu_ops,
-		stats->npu_macs, stats->npu_seconds, stats->npu_device_seconds,
+		stats->npu_macs, stats->npu_seconds, stats->npu_device_seconds, stats->npu_exposed_seconds,
 		stats->weights_converted, stats->weight_npu_bytes, stats->weight_source_bytes, stats->convert_seconds);
 	fclose(out);
 }
@@ -565,6 +571,7 @@ static enum ggml_status rknpu_mul_mat(struct rknpu_backend *context, struct ggml
 	device->stats.npu_macs += macs;
 	device->stats.npu_seconds += rknpu_now() - started;
 	device->stats.npu_device_seconds += gemm.device_seconds;
+	device->stats.npu_exposed_seconds += gemm.exposed_seconds;
 out:
 	if (temporary)
 		npu_weight_free(device->npu, temporary);

@@ -143,11 +143,16 @@ NPU_API size_t npu_weight_lane_bytes(const struct npu_weight *weight, unsigned l
 NPU_API size_t npu_weight_total_bytes(const struct npu_weight *weight);
 
 struct npu_gemm_stats {
-	unsigned jobs;       /* one per lane used */
+	unsigned waves;      /* row ranges run one after another (npu_set_wave_rows) */
+	unsigned jobs;       /* one per wave and lane used */
 	unsigned tasks;      /* register-command tasks incl. one canary task per job */
 	double seconds;      /* wall time of the call */
 	double device_seconds; /* of which inside SUBMIT and waiting for the jobs; the rest is the CPU's share
 				  (conversions, register commands, gathering); the software model runs in SUBMIT */
+	double exposed_seconds; /* of the wall time, the part with no wave in flight (submitted, not yet waited
+				   for): CPU work the NPU's jobs cannot hide, such as the first wave's conversion
+				   and the last one's gather. A job that ends before the CPU waits for it counts as
+				   in flight until then: with an NPU faster than the CPU's work, more is exposed */
 	int lane_status[NPU_MAX_LANES]; /* per lane: NPU_OK, or why its job failed (others still checked) */
 };
 
@@ -173,6 +178,11 @@ NPU_API int npu_gemm_f32(struct npu_dev *dev, const struct npu_weight *weight, u
 /* CPU threads npu_gemm_f32 converts A with (1 after npu_open; more than 16 count as 16): the caller's own
  * thread count, as a ggml backend is given llama.cpp's. */
 NPU_API int npu_set_threads(struct npu_dev *dev, unsigned threads);
+/* Rows per wave of a GEMM call (128 after npu_open): the CPU converts one wave and gathers another while
+ * the NPU runs a third. Rounded down to whole M tiles of the call, so the NPU runs the same tasks as in
+ * one wave; a tile longer than the wave is cut to it (its weights then load once per wave). Fewer rows
+ * hide more of the CPU's work and make more jobs (each a SUBMIT and a canary task). */
+NPU_API int npu_set_wave_rows(struct npu_dev *dev, unsigned rows);
 
 /* ---- Software model controls (NPU_BACKEND_MODEL only) ---- */
 enum npu_model_fault {
