@@ -16,6 +16,7 @@ from tests.integration.test_verify_stage import LOCAL, board  # noqa: F401 (the 
 # Tiny sizes: the software model computes each NPU job on the controller's CPU. Prompts of 32 tokens, so the
 # default GGML_RKNPU_MIN_BATCH of 32 puts the prefill on the NPU.
 TINY = {"board_bench_npu_backend": "model", "board_bench_int8_groups": [256], "board_bench_min_batches": [8, 32],
+        "board_bench_wave_rows": [8],
         "board_bench_prompt": 32, "board_bench_generate": 4, "board_bench_repetitions": 1,
         "board_bench_sweep_repetitions": 1, "board_bench_perplexity_chunks": 1, "board_bench_op_test_precisions": []}
 
@@ -39,9 +40,10 @@ def cli_bench(variables: dict[str, object], *options: str) -> list[str]:
 def test_check_prints_the_plan_and_runs_nothing(recorded_board: dict[str, str], reports_dir: Path) -> None:
     outcome = rosenblatt_ok(*cli_bench({**recorded_board, "rosenblatt_reports_dir": str(reports_dir)}, "--check"))
     text = " ".join(played(outcome).split())
-    assert ("controller: would run 27 commands, RKNPU on rocket, /dev/accel (board figures); configurations CPU, "
+    assert ("controller: would run 32 commands, RKNPU on rocket, /dev/accel (board figures); configurations CPU, "
             "RKNPU FP16, RKNPU INT8 per-row, RKNPU INT8 g128, RKNPU INT8 g256, RKNPU INT8 g512; MIN_BATCH sweep "
-            "1 4 8 16 32 64; pp512/tg128 x3, sweep x2, perplexity context 64 (all chunks)") in text
+            "1 4 8 16 32 64; wave sweep 32 64 128 256 512; pp512/tg128 x3, sweep x2, perplexity context 64 "
+            "(all chunks)") in text
     assert "each command stopped after 900 s" in text and "threads on CPUs all, nice 10" in text
     assert ("sweep RKNPU FP16 ub8: GGML_BACKEND_PATH=/opt/rt/lib/libggml-rknpu.so NPU_BACKEND=rocket "
             "GGML_RKNPU_PRECISION=fp16 GGML_RKNPU_MIN_BATCH=8 GGML_RKNPU_STATS=<work folder>/sweep-14.json "
@@ -55,17 +57,19 @@ def test_check_on_the_software_model_says_not_board_figures(recorded_board: dict
     outcome = rosenblatt_ok(*cli_bench({**recorded_board, **TINY, "rosenblatt_reports_dir": str(reports_dir)},
                                        "--check"))
     text = " ".join(played(outcome).split())
-    assert "would run 11 commands, RKNPU on the SOFTWARE NPU MODEL (NOT BOARD FIGURES)" in text
+    assert "would run 12 commands, RKNPU on the SOFTWARE NPU MODEL (NOT BOARD FIGURES)" in text
 
 
 @pytest.mark.parametrize(("variables", "message"), [
     ({"board_bench_int8_groups": [0, 100]}, "INT8 K groups (board_bench_int8_groups) [100]: each must be 0 or a "
                                             "multiple of 32 from 32 to 4096"),
     ({"board_bench_min_batches": [8, 1024]}, "MIN_BATCH sweep values (board_bench_min_batches) [1024]"),
+    ({"board_bench_wave_rows": [64, 1024]}, "wave sweep values (board_bench_wave_rows) [1024]: each must be from 1 "
+                                            "to the prompt length 512"),
     ({"board_bench_cpus": "99"}, "board_bench_cpus '99' is not a CPU list of this board"),
     ({"board_shared": True}, "board_shared is true and this stage changes the board: re-run with "
                              "-e rosenblatt_confirm=controller"),
-], ids=["bad-group", "bad-batch", "bad-cpus", "shared-unconfirmed"])
+], ids=["bad-group", "bad-batch", "bad-wave", "bad-cpus", "shared-unconfirmed"])
 def test_refused_before_anything_runs(recorded_board: dict[str, str], reports_dir: Path, variables: dict,
                                       message: str) -> None:
     result = run_playbook("-i", LOCAL, "playbooks/bench.yml", "-e",
@@ -87,13 +91,15 @@ def test_bench_on_the_software_model_reports_picks_and_compares(board: dict[str,
     assert {(row["config"], row["test"]) for row in report["bench"]} == {
         ("CPU", "pp32"), ("CPU", "tg4"), ("RKNPU FP16", "pp32"), ("RKNPU FP16", "tg4"), ("RKNPU INT8 g256", "pp32"),
         ("RKNPU INT8 g256", "tg4"), ("CPU ub8", "pp32"), ("RKNPU FP16 ub8", "pp32"), ("CPU ub32", "pp32"),
-        ("RKNPU FP16 ub32", "pp32")}
+        ("RKNPU FP16 ub32", "pp32"), ("RKNPU FP16 waves of 8", "pp32")}
     assert set(report["perplexity"]) == {"CPU", "RKNPU FP16", "RKNPU INT8 g256"}
     assert report["op_tests"][0]["passed"] == report["op_tests"][0]["total"] > 0
     assert {core["core"] for core in report["probe"]["cores"]} == {0, 1, 2}
     counters = [value for value in report["counters"].values() if value]
     assert counters and all(value["npu_ops"] > 0 for value in counters)
     assert {value["precision"] for value in counters} == {"fp16", "int8"}
+    waves = report["picks"]["wave_rows"]  # one wave size: picked, with the backend's own exposed share
+    assert waves["GGML_RKNPU_WAVE_ROWS"] == 8 and 0 <= waves["exposed_share"] <= 1, waves
     chosen = report["picks"]["precision"]["pick"]
     assert chosen is None or chosen["perplexity_difference"] <= report["picks"]["perplexity_bound"]
     markdown = (reports_dir / "bench/controller/latest.md").read_text()

@@ -67,11 +67,13 @@ def emulated_rocket(runtime: Path, emulator: tuple[str, ...] = ()) -> dict[str, 
 
 
 def npu_stats(result: subprocess.CompletedProcess) -> dict[str, float]:
-    """The backend's counters of a run: MUL_MATs and GMAC on the NPU, weights converted."""
+    """The backend's counters of a run: MUL_MATs and GMAC on the NPU, their time and the part of it with no NPU job
+    in flight, weights converted."""
     stats = result.npu_stats  # type: ignore[attr-defined]
     assert stats, f"no GGML_RKNPU_STATS file was written:\n{result.stderr[-3000:]}"
-    return {"npu_ops": stats["npu_ops"], "npu_gmac": stats["npu_macs"] * 1e-9,
-            "weights": stats["weights_converted"], "threads": stats["threads"]}
+    return {"npu_ops": stats["npu_ops"], "npu_gmac": stats["npu_macs"] * 1e-9, "npu_seconds": stats["npu_seconds"],
+            "npu_exposed_seconds": stats["npu_exposed_seconds"], "weights": stats["weights_converted"],
+            "threads": stats["threads"]}
 
 
 MODEL_DEVICE = "RK3588 NPU via model in-process (libnpu software NPU model)"

@@ -26,13 +26,14 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures/bench"
 SETTINGS: dict[str, Any] = {
     "backend": "model", "runtime_path": "/opt/rt", "model": "/m/model.gguf", "threads": 4, "workdir": "/tmp/w",
     "probe": True, "op_test_precisions": ["fp16", "int8"], "int8_groups": [0, 128, 256, 512],
-    "min_batches": [1, 4, 8, 16, 32, 64], "prompt": 512, "generate": 128, "repetitions": 3, "sweep_repetitions": 2,
+    "min_batches": [1, 4, 8, 16, 32, 64], "wave_rows": [32, 64, 128, 256, 512], "prompt": 512, "generate": 128,
+    "repetitions": 3, "sweep_repetitions": 2,
     "perplexity_file": "/tmp/w/perplexity.txt", "perplexity_context": 64, "perplexity_chunks": 0,
     "command_seconds": 900, "memory_mib": 3072,
 }
-# The recorded runs' sizes: pp32/tg4, sweep at batches 4 and 32, one INT8 group.
-SMALL = {**SETTINGS, "int8_groups": [256], "min_batches": [4, 32], "prompt": 32, "generate": 4, "repetitions": 1,
-         "sweep_repetitions": 1, "perplexity_chunks": 1}
+# The recorded runs' sizes: pp32/tg4, sweep at batches 4 and 32, waves of 8 and 16 rows, one INT8 group.
+SMALL = {**SETTINGS, "int8_groups": [256], "min_batches": [4, 32], "wave_rows": [8, 16], "prompt": 32, "generate": 4,
+         "repetitions": 1, "sweep_repetitions": 1, "perplexity_chunks": 1}
 
 
 def fixture(name: str) -> str:
@@ -46,7 +47,7 @@ def recorded(entry: dict[str, Any]) -> tuple[str, str]:
         return fixture("npu-probe.json"), ""
     if kind == "op-test":
         return fixture("test-backend-ops-%s.txt" % config.split()[-1].lower()), ""
-    if kind in ("llama-bench", "sweep"):
+    if kind in ("llama-bench", "sweep", "wave-sweep"):
         return fixture("llama-bench-%s.json" % ("cpu" if config.startswith("CPU") else "rknpu")), ""
     return "", fixture("llama-perplexity-%s.txt" % {"CPU": "cpu", "RKNPU FP16": "fp16"}.get(config, "int8"))
 
@@ -75,7 +76,7 @@ def params(settings: dict[str, Any] = SMALL, **changes: Any) -> dict[str, Any]:
 def scaled(report_params: dict[str, Any], config: str, factor: float) -> None:
     """Make one configuration's llama-bench figures `factor` times the recorded ones (the test says so)."""
     for result in report_params["results"]:
-        if result["item"]["config"] == config and result["item"]["kind"] in ("llama-bench", "sweep"):
+        if result["item"]["config"] == config and result["item"]["kind"] in ("llama-bench", "sweep", "wave-sweep"):
             rows = json.loads(result["stdout"])
             for row in rows:
                 row["avg_ts"] *= factor
@@ -85,7 +86,7 @@ def scaled(report_params: dict[str, Any], config: str, factor: float) -> None:
 def test_the_plan_runs_every_configuration_with_its_settings() -> None:
     runs = plan(SETTINGS)
     assert [run["kind"] for run in runs] == (["npu-probe", "op-test", "op-test"] + ["llama-bench"] * 6
-                                             + ["sweep"] * 12 + ["perplexity"] * 6)
+                                             + ["sweep"] * 12 + ["wave-sweep"] * 5 + ["perplexity"] * 6)
     bench = {run["config"]: run for run in runs if run["kind"] == "llama-bench"}
     assert list(bench) == ["CPU", "RKNPU FP16", "RKNPU INT8 per-row", "RKNPU INT8 g128", "RKNPU INT8 g256",
                            "RKNPU INT8 g512"]
@@ -99,6 +100,10 @@ def test_the_plan_runs_every_configuration_with_its_settings() -> None:
     assert sweep["RKNPU FP16 ub8"]["environment"]["GGML_RKNPU_MIN_BATCH"] == "8"
     assert "GGML_RKNPU_MIN_BATCH" not in sweep["CPU ub8"]["environment"]
     assert sweep["CPU ub8"]["argv"][-10:] == ["-n", "0", "-b", "8", "-ub", "8", "-r", "2", "-o", "json"]
+    waves = [run for run in runs if run["kind"] == "wave-sweep"]
+    assert [run["environment"]["GGML_RKNPU_WAVE_ROWS"] for run in waves] == ["32", "64", "128", "256", "512"]
+    assert all(run["environment"]["GGML_RKNPU_PRECISION"] == "fp16" and "GGML_RKNPU_STATS" in run["environment"]
+               and run["argv"][-8:] == ["-p", "512", "-n", "0", "-r", "2", "-o", "json"] for run in waves)
     op_tests = [run for run in runs if run["kind"] == "op-test"]
     assert [run["environment"]["GGML_RKNPU_PRECISION"] for run in op_tests] == ["fp16", "int8"]
     assert all(run["environment"]["GGML_RKNPU_MIN_BATCH"] == "0" and "GGML_RKNPU_STATS" not in run["environment"]
@@ -108,7 +113,7 @@ def test_the_plan_runs_every_configuration_with_its_settings() -> None:
 
 def test_the_emulated_device_is_preloaded_and_nothing_optional_runs_when_not_asked() -> None:
     runs = plan({**SETTINGS, "backend": "rocket-emulated", "probe": False, "op_test_precisions": [],
-                 "int8_groups": [], "min_batches": []})
+                 "int8_groups": [], "min_batches": [], "wave_rows": []})
     assert [(run["kind"], run["config"]) for run in runs] == [
         ("llama-bench", "CPU"), ("llama-bench", "RKNPU FP16"), ("perplexity", "CPU"), ("perplexity", "RKNPU FP16")]
     assert runs[1]["environment"]["LD_PRELOAD"] == "/opt/rt/lib/librocket-emu.so"
@@ -120,6 +125,8 @@ def test_the_emulated_device_is_preloaded_and_nothing_optional_runs_when_not_ask
     ({"int8_groups": [8192]}, "INT8 K groups (board_bench_int8_groups) [8192]"),
     ({"min_batches": [4, 1024]},
      "MIN_BATCH sweep values (board_bench_min_batches) [1024]: each must be from 1 to the prompt length 512"),
+    ({"wave_rows": [0, 64]},
+     "wave sweep values (board_bench_wave_rows) [0]: each must be from 1 to the prompt length 512"),
     ({"op_test_precisions": ["bf16"]}, "op test precisions (board_bench_op_test_precisions) ['bf16']"),
     ({"backend": "gpu"}, "NPU backend 'gpu' is not one of rocket, rocket-emulated, model"),
 ])
@@ -195,6 +202,27 @@ def test_min_batch_pick_is_the_smallest_batch_where_the_npu_beats_the_cpu() -> N
     nowhere = build(both, None)
     assert nowhere["picks"]["min_batch"] is None
     assert "none: RKNPU's pp32 beats CPU-only's at no batch of the sweep" in render_markdown(nowhere, None)
+
+
+def test_wave_pick_is_the_fastest_wave_size_with_its_exposed_share() -> None:
+    waves = params()
+    scaled(waves, "RKNPU FP16 waves of 16", 100)
+    for result in waves["results"]:  # the counters of the 16-row run say 0.05 s of 0.5 s had no job in flight
+        if result["item"]["config"] == "RKNPU FP16 waves of 16":
+            counters = json.loads(waves["counters"][result["item"]["id"]])
+            waves["counters"][result["item"]["id"]] = json.dumps(
+                {**counters, "npu_seconds": 0.5, "npu_exposed_seconds": 0.05})
+    report = build(waves, None)
+    assert report["picks"]["wave_rows"] == {"GGML_RKNPU_WAVE_ROWS": 16, "tokens_per_s": pytest.approx(
+        100 * next(row["tokens_per_s"] for row in build(params(), None)["bench"]
+                   if row["config"] == "RKNPU FP16 waves of 16"), rel=1e-4), "exposed_share": pytest.approx(0.1)}
+    markdown = render_markdown(report, None)
+    assert "`GGML_RKNPU_WAVE_ROWS=16`" in markdown and "0.100 of its NPU calls' time had no job in flight" in markdown
+    assert re.search(r"\| 16 \| [\d.]+ \| 0\.100 \|", markdown) and re.search(r"\| 8 \| [\d.]+ \| - \|", markdown)
+    scaled(waves, "RKNPU FP16 waves of 16", 0.0001)
+    slower = build(waves, report)
+    assert slower["picks"]["wave_rows"]["GGML_RKNPU_WAVE_ROWS"] == 8
+    assert "the figures pick wave_rows 8, the previous run's picked 16" in slower["regressions"]
 
 
 def test_precision_pick_is_the_fastest_within_the_perplexity_bound() -> None:

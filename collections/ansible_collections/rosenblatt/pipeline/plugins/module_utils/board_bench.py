@@ -4,10 +4,11 @@
 one report.
 
 `plan` lists the commands (npu-probe, test-backend-ops -o MUL_MAT per precision, llama-bench per configuration,
-the MIN_BATCH sweep, llama-perplexity per configuration), each with its configuration's environment. `build`
-turns their raw outputs (llama-bench -o json, test-backend-ops' summary, llama-perplexity's final estimate,
-npu-probe --json, the GGML_RKNPU_STATS counters) and the board's facts into one report: checks, figures, the
-defaults the figures pick, and the comparison with the host's previous report (inference_report.compare).
+the MIN_BATCH sweep, the wave sweep, llama-perplexity per configuration), each with its configuration's
+environment. `build` turns their raw outputs (llama-bench -o json, test-backend-ops' summary, llama-perplexity's
+final estimate, npu-probe --json, the GGML_RKNPU_STATS counters) and the board's facts into one report: checks,
+figures, the defaults the figures pick, and the comparison with the host's previous report
+(inference_report.compare).
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ def sweep_config(config: str, batch: int) -> str:
     return "%s ub%d" % (config, batch)
 
 
+def wave_config(rows: int) -> str:
+    return "%s waves of %d" % (FP16, rows)
+
+
 def configurations(int8_groups: list[int]) -> dict[str, dict[str, str]]:
     """Each configuration's backend settings: CPU-only, RKNPU FP16, RKNPU INT8 per K group (0: one scale per row)."""
     configs: dict[str, dict[str, str]] = {REFERENCE: {}, FP16: {"GGML_RKNPU_PRECISION": "fp16"}}
@@ -63,6 +68,10 @@ def check_settings(settings: dict[str, Any]) -> None:
     if bad_batches:
         raise ReportError("MIN_BATCH sweep values (board_bench_min_batches) %s: each must be from 1 to the prompt "
                           "length %d" % (bad_batches, settings["prompt"]))
+    bad_waves = [r for r in settings["wave_rows"] if not 1 <= r <= settings["prompt"]]
+    if bad_waves:
+        raise ReportError("wave sweep values (board_bench_wave_rows) %s: each must be from 1 to the prompt length %d"
+                          % (bad_waves, settings["prompt"]))
     bad_precisions = [p for p in settings["op_test_precisions"] if p not in ("fp16", "int8")]
     if bad_precisions:
         raise ReportError("op test precisions (board_bench_op_test_precisions) %s: each must be fp16 or int8"
@@ -101,6 +110,10 @@ def plan(settings: dict[str, Any]) -> list[dict[str, Any]]:
         add("sweep", sweep_config(REFERENCE, batch), [binary + "llama-bench", *model, *sizes], None)
         add("sweep", sweep_config(FP16, batch), [binary + "llama-bench", *model, *sizes],
             {**configs[FP16], "GGML_RKNPU_MIN_BATCH": str(batch)})
+    for rows in settings["wave_rows"]:
+        sizes = ["-p", str(settings["prompt"]), "-n", "0", "-r", str(settings["sweep_repetitions"]), "-o", "json"]
+        add("wave-sweep", wave_config(rows), [binary + "llama-bench", *model, *sizes],
+            {**configs[FP16], "GGML_RKNPU_WAVE_ROWS": str(rows)})
     chunks = ["--chunks", str(settings["perplexity_chunks"])] if settings["perplexity_chunks"] > 0 else []
     for config, backend in configs.items():
         text = ["-f", settings["perplexity_file"], "-c", str(settings["perplexity_context"])]
@@ -145,6 +158,24 @@ def pick_min_batch(bench: list[dict[str, Any]], batches: list[int], test: str) -
         if cpu and npu and npu > cpu:
             return {"GGML_RKNPU_MIN_BATCH": batch, "rknpu_tokens_per_s": npu, "cpu_tokens_per_s": cpu}
     return None
+
+
+def wave_sweep(bench: list[dict[str, Any]], counters: dict[str, Any], runs: list[dict[str, Any]],
+               test: str) -> list[dict[str, Any]]:
+    """Each wave size of the sweep that has a figure: its prompt processing, and from its counters the share of
+    the NPU calls' time with no job in flight (the CPU's work the waves did not hide)."""
+    speed = {row["config"]: row["tokens_per_s"] for row in bench if row["test"] == test}
+    return [{"GGML_RKNPU_WAVE_ROWS": int(run["item"]["environment"]["GGML_RKNPU_WAVE_ROWS"]),
+             "tokens_per_s": speed[run["item"]["config"]],
+             "exposed_share": exposed_share(counters.get(run["item"]["id"]))}
+            for run in _by_kind(runs, "wave-sweep") if run["item"]["config"] in speed]
+
+
+def exposed_share(stats: dict[str, Any] | None) -> float | None:
+    """Of the NPU calls' time, the share with no job in flight (None: counters without it, an older backend)."""
+    if not stats or not stats.get("npu_seconds") or "npu_exposed_seconds" not in stats:
+        return None
+    return stats["npu_exposed_seconds"] / stats["npu_seconds"]
 
 
 def pick_precision(bench: list[dict[str, Any]], perplexity: dict[str, dict[str, float]],
@@ -209,13 +240,15 @@ def build(params: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, 
                                stats[run["item"]["id"]]["npu_ops"], stats[run["item"]["id"]]["precision"],
                                stats[run["item"]["id"]]["min_batch"]) if text else
                            "no counters: the backend was not loaded"})
-    bench = [row for run in _by_kind(runs, "llama-bench") + _by_kind(runs, "sweep")
+    bench = [row for run in _by_kind(runs, "llama-bench") + _by_kind(runs, "sweep") + _by_kind(runs, "wave-sweep")
              for row in parse_llama_bench(run["stdout"], run["item"]["config"])]
     perplexity = {run["item"]["config"]: parse_perplexity(run["stdout"] + "\n" + run.get("stderr", ""))
                   for run in _by_kind(runs, "perplexity")}
     configs = configurations(params["int8_groups"])
     test = "pp%d" % params["prompt"]
+    waves = wave_sweep(bench, stats, runs, test)
     picks = {"min_batch": pick_min_batch(bench, params["min_batches"], test),
+             "wave_rows": max(waves, key=lambda point: point["tokens_per_s"]) if waves else None,
              "precision": pick_precision(bench, perplexity, configs, test, params["perplexity_bound"]),
              "test": test, "perplexity_bound": params["perplexity_bound"]}
     backend = npu_backend(params["backend"])
@@ -228,6 +261,7 @@ def build(params: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, 
               "sizes": {key: params[key] for key in ("prompt", "generate", "repetitions", "sweep_repetitions",
                                                      "perplexity_context", "perplexity_chunks")},
               "checks": checks, "probe": probe, "op_tests": op_tests, "bench": bench, "counters": stats,
+              "wave_sweep": waves,
               "perplexity": perplexity, "picks": picks, "ok": all(check["ok"] for check in checks)}
     report["regressions"] = compare(previous, report, params["tolerance"]) + _pick_changes(previous, picks)
     return report
@@ -236,6 +270,7 @@ def build(params: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, 
 def _pick_summary(picks: dict[str, Any]) -> dict[str, Any]:
     precision = (picks.get("precision") or {}).get("pick")
     return {"min_batch": (picks.get("min_batch") or {}).get("GGML_RKNPU_MIN_BATCH"),
+            "wave_rows": (picks.get("wave_rows") or {}).get("GGML_RKNPU_WAVE_ROWS"),
             "precision": precision["config"] if precision else None}
 
 
@@ -245,7 +280,8 @@ def _pick_changes(previous: dict[str, Any] | None, picks: dict[str, Any]) -> lis
         return []
     before, now = _pick_summary(previous["picks"]), _pick_summary(picks)
     return ["the figures pick %s %s, the previous run's picked %s" % (name, now[name], before[name])
-            for name in ("min_batch", "precision") if before[name] != now[name]]
+            for name in ("min_batch", "wave_rows", "precision")
+            if name in previous["picks"] and before[name] != now[name]]
 
 
 def render_markdown(report: dict[str, Any], svg_name: str | None) -> str:
@@ -278,6 +314,12 @@ def render_markdown(report: dict[str, Any], svg_name: str | None) -> str:
                                          batch["cpu_tokens_per_s"]) if batch else
                  "- `GGML_RKNPU_MIN_BATCH`: none: RKNPU's %s beats CPU-only's at no batch of the sweep."
                  % picks["test"])
+    waves = picks.get("wave_rows")
+    if waves:
+        lines.append("- `GGML_RKNPU_WAVE_ROWS=%d`: the best %s of the wave sweep (%.2f t/s)%s." % (
+            waves["GGML_RKNPU_WAVE_ROWS"], picks["test"], waves["tokens_per_s"],
+            "; %.3f of its NPU calls' time had no job in flight" % waves["exposed_share"]
+            if waves["exposed_share"] is not None else ""))
     chosen = picks["precision"]["pick"]
     lines.append("- %s: the best %s (%.2f t/s) among the RKNPU configurations within %.2f%% of CPU-only's "
                  "perplexity (%+.2f%%)." % (
@@ -297,7 +339,7 @@ def render_markdown(report: dict[str, Any], svg_name: str | None) -> str:
         lines += ["", "## test-backend-ops -o MUL_MAT", "", "| configuration | passed |", "|---|---|"]
         lines += ["| %s | %d/%d |" % (t["config"], t["passed"], t["total"]) for t in report["op_tests"]]
     base = {row["test"]: row["tokens_per_s"] for row in report["bench"] if row["config"] == REFERENCE}
-    main = [row for row in report["bench"] if " ub" not in row["config"]]
+    main = [row for row in report["bench"] if " ub" not in row["config"] and " waves of " not in row["config"]]
     if main:
         lines += ["", "## llama-bench", "", "| configuration | test | tokens/s | ± | vs CPU |", "|---|---|---|---|---|"]
         lines += ["| %s | %s | %.2f | %.2f | %s |" % (row["config"], row["test"], row["tokens_per_s"], row["stddev"],
@@ -314,6 +356,12 @@ def render_markdown(report: dict[str, Any], svg_name: str | None) -> str:
             lines.append("| %d | %s | %s | %s |" % (batch_size, "%.2f" % cpu if cpu else "-",
                                                     "%.2f" % npu if npu else "-",
                                                     "%.2fx" % (npu / cpu) if cpu and npu else ""))
+    if report.get("wave_sweep"):
+        lines += ["", "## Wave sweep (RKNPU FP16 %s, GGML_RKNPU_WAVE_ROWS)" % picks["test"], "",
+                  "| rows per wave | t/s | NPU call time with no job in flight |", "|---|---|---|"]
+        lines += ["| %d | %.2f | %s |" % (point["GGML_RKNPU_WAVE_ROWS"], point["tokens_per_s"],
+                                         "-" if point["exposed_share"] is None else "%.3f" % point["exposed_share"])
+                  for point in report["wave_sweep"]]
     if svg_name:
         lines += ["", "![tokens per second per configuration](%s)" % svg_name]
     if report["perplexity"]:

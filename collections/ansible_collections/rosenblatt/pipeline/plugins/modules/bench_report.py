@@ -12,11 +12,12 @@ short_description: Write the board bench report of one host, with the defaults i
 description:
   - Runs on the controller (delegate it to localhost). Reads the registered results of the bench plan's commands
     (npu-probe C(--json), test-backend-ops C(-o MUL_MAT), llama-bench C(-o json) per configuration and per batch of
-    the MIN_BATCH sweep, llama-perplexity per configuration) and the GGML_RKNPU_STATS counters of the RKNPU runs;
-    writes C(<reports_dir>/<host>/<run>.json), C(.md) and C(.svg) (tokens per second per configuration) plus
-    C(latest.*).
-  - Picks the defaults the figures support (the smallest MIN_BATCH at which RKNPU beats CPU-only; the precision and
-    INT8 K group with the best prompt processing among those within the perplexity bound) and compares with the
+    the MIN_BATCH sweep and of the wave sweep, llama-perplexity per configuration) and the GGML_RKNPU_STATS counters
+    of the RKNPU runs; writes C(<reports_dir>/<host>/<run>.json), C(.md) and C(.svg) (tokens per second per
+    configuration) plus C(latest.*).
+  - Picks the defaults the figures support (the smallest MIN_BATCH at which RKNPU beats CPU-only; the wave size
+    with the best prompt processing; the precision and INT8 K group with the best prompt processing among those
+    within the perplexity bound) and compares with the
     host's previous C(latest.json) (a figure slower than the tolerance allows, a check that passed and fails now,
     a different pick). Fails when a check fails, and on such changes when O(fail_on_regression) is true; the
     report is written either way.
@@ -27,8 +28,9 @@ options:
     required: true
   settings:
     description:
-      - The plan's settings (C(backend), C(int8_groups), C(min_batches), C(prompt), C(generate), C(repetitions),
-        C(sweep_repetitions), C(perplexity_context), C(perplexity_chunks)) and C(command_seconds), C(memory_mib).
+      - The plan's settings (C(backend), C(int8_groups), C(min_batches), C(wave_rows), C(prompt), C(generate),
+        C(repetitions), C(sweep_repetitions), C(perplexity_context), C(perplexity_chunks)) and C(command_seconds),
+        C(memory_mib).
     type: dict
     required: true
   results:
