@@ -716,10 +716,14 @@ int npu_gemm_f32(struct npu_dev *dev, const struct npu_weight *w, unsigned m, co
 	call.input.row_scales = row_scales; /* [groups][rows] per wave, as the gather reads them */
 	call.target = sums ? (struct gather_target){sums, NULL, NULL} : (struct gather_target){c_mn, row_scales, column_scales};
 	int status = run_gemm(&call, stats, start);
+	int64_t jobs_done = npu_monotonic_ns();
 	for (size_t i = 0; sums && !status && i < (size_t)m * p->n; i++)
 		c_mn[i] = (float)sums[i] * row_scales[i / p->n] * column_scales[i % p->n];
-	if (!status && stats)
-		stats->seconds = (double)(npu_monotonic_ns() - start) / 1e9;
+	if (!status && stats) { /* the dequantization after the last job is CPU work no job hides */
+		int64_t end = npu_monotonic_ns();
+		stats->seconds = (double)(end - start) / 1e9;
+		stats->exposed_seconds += (double)(end - jobs_done) / 1e9;
+	}
 	free(row_scales), free(ones), free(sums);
 	return status;
 }
