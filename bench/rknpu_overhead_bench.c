@@ -139,6 +139,10 @@ int main(int argc, char **argv)
 	int fp16 = argc > 3 && strcmp(argv[3], "fp16") == 0;
 	unsigned group = argc > 3 && !fp16 ? (unsigned)atoi(argv[3]) : 256;
 	unsigned wave_rows = argc > 4 ? (unsigned)atoi(argv[4]) : 128;
+	if (!wave_rows) {
+		fprintf(stderr, "WAVE_ROWS must be at least 1\n");
+		return 2;
+	}
 	int threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
 	struct npu_open_options open = {.backend = NPU_BACKEND_MODEL};
 	struct npu_dev *dev;
@@ -153,10 +157,6 @@ int main(int argc, char **argv)
 	printf("one qwen2.5-1.5B layer, %u rows (prefill tokens), best of %d; CPU backend: Q4_K, %d threads; "
 	       "ggml-rknpu: %s on the software model\n", rows, repeats, threads,
 	       fp16 ? "FP16" : group ? "INT8 in K groups" : "INT8, one scale per row");
-	if (!wave_rows) {
-		fprintf(stderr, "WAVE_ROWS must be at least 1\n");
-		return 2;
-	}
 	printf("%-12s %6s %6s %9s %13s %7s %20s %10s\n", "matmul", "N", "K", "CPU ms", "rknpu CPU ms", "ratio",
 	       "exposed ms 1 wave/N", "model ms");
 	double cpu_total = 0, host_total = 0, model_total = 0, exposed_total[2] = {0, 0};
